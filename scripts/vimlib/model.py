@@ -1,0 +1,229 @@
+"""Vision Mamba (Vim, bimamba v2, middle class token) in pure PyTorch, scriptable.
+
+Parameter names and shapes are exactly those of the official hustvl/Vim checkpoints (VIM.md), so
+`load_state_dict(strict=True)` takes them unchanged. The TorchScript model contract that the C++ side
+relies on is documented in README.md ("Model contract"); the methods marked @torch.jit.export here
+implement it.
+"""
+import json
+import math
+from typing import Dict, List, Optional, Tuple
+
+from torch.jit import Final
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .scan import selective_scan_torch
+
+CONTRACT_VERSION = 1
+
+# Linear layers of a block that vector quantization targets (METHOD.md section 1), as parameter
+# names relative to the block.
+QUANTIZABLE_LAYERS = [
+    "mixer.in_proj.weight",
+    "mixer.x_proj.weight",
+    "mixer.x_proj_b.weight",
+    "mixer.dt_proj.weight",
+    "mixer.dt_proj_b.weight",
+    "mixer.out_proj.weight",
+]
+
+
+def _native_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
+                 delta_bias: Tensor) -> Tensor:
+    return torch.ops.vimvq.selective_scan(u, delta, A, B, C, D, z, delta_bias)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class BiMambaV2Mixer(nn.Module):
+    """One shared in_proj/out_proj, two SSM branches (forward, and backward on flipped L)."""
+
+    # A constant, so TorchScript compiles only the chosen scan: a `--scan torch` export never
+    # references the native operator.
+    use_native_scan: Final[bool]
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 use_native_scan: bool = False):
+        super().__init__()
+        self.d_model = d_model
+        self.d_inner = expand * d_model
+        self.d_state = d_state
+        self.dt_rank = math.ceil(d_model / 16)
+        self.d_conv = d_conv
+        self.use_native_scan = use_native_scan
+        e, n, r = self.d_inner, d_state, self.dt_rank
+        self.in_proj = nn.Linear(d_model, 2 * e, bias=False)
+        self.conv1d = nn.Conv1d(e, e, d_conv, groups=e, padding=d_conv - 1)
+        self.x_proj = nn.Linear(e, r + 2 * n, bias=False)
+        self.dt_proj = nn.Linear(r, e, bias=True)
+        self.conv1d_b = nn.Conv1d(e, e, d_conv, groups=e, padding=d_conv - 1)
+        self.x_proj_b = nn.Linear(e, r + 2 * n, bias=False)
+        self.dt_proj_b = nn.Linear(r, e, bias=True)
+        self.out_proj = nn.Linear(e, d_model, bias=False)
+        a_log = torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(e, 1).contiguous()
+        self.A_log = nn.Parameter(a_log.clone())
+        self.A_b_log = nn.Parameter(a_log.clone())
+        self.D = nn.Parameter(torch.ones(e))
+        self.D_b = nn.Parameter(torch.ones(e))
+
+    def _branch_inputs(self, x: Tensor, conv_w: Tensor, conv_b: Optional[Tensor], x_proj_w: Tensor,
+                       dt_proj_w: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        length = x.shape[-1]
+        u = F.silu(F.conv1d(x, conv_w, conv_b, padding=self.d_conv - 1, groups=self.d_inner)[..., :length])
+        u_t = u.transpose(1, 2)  # (B, L, E): the input of x_proj
+        x_dbl = F.linear(u_t, x_proj_w)
+        dt_low, b_mat, c_mat = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.linear(dt_low, dt_proj_w).transpose(1, 2)  # bias goes into the scan
+        return u, u_t, dt_low, delta, b_mat.transpose(1, 2), c_mat.transpose(1, 2)
+
+    def run(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Mixer forward; when `collect`, also the input of every quantizable linear layer."""
+        inputs: Dict[str, Tensor] = {}
+        if collect:
+            inputs["mixer.in_proj.weight"] = hidden
+        xz = F.linear(hidden, self.in_proj.weight).transpose(1, 2)  # (B, 2E, L)
+        x, z = xz.chunk(2, dim=1)
+        u_f, ut_f, dtl_f, delta_f, b_f, c_f = self._branch_inputs(
+            x, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight)
+        u_b, ut_b, dtl_b, delta_b, b_b, c_b = self._branch_inputs(
+            x.flip(-1), self.conv1d_b.weight, self.conv1d_b.bias, self.x_proj_b.weight,
+            self.dt_proj_b.weight)
+        if collect:
+            inputs["mixer.x_proj.weight"] = ut_f
+            inputs["mixer.x_proj_b.weight"] = ut_b
+            inputs["mixer.dt_proj.weight"] = dtl_f
+            inputs["mixer.dt_proj_b.weight"] = dtl_b
+        # Both directions in one scan: channels stacked (2E), B and C as two groups.
+        u = torch.cat([u_f, u_b], dim=1)
+        delta = torch.cat([delta_f, delta_b], dim=1)
+        a = -torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0).float())
+        b_mat = torch.stack([b_f, b_b], dim=1)
+        c_mat = torch.stack([c_f, c_b], dim=1)
+        d_skip = torch.cat([self.D, self.D_b], dim=0).float()
+        zz = torch.cat([z, z.flip(-1)], dim=1)
+        dt_bias = self.dt_proj.bias
+        dt_bias_b = self.dt_proj_b.bias
+        assert dt_bias is not None and dt_bias_b is not None
+        delta_bias = torch.cat([dt_bias, dt_bias_b], dim=0).float()
+        if self.use_native_scan:
+            y = _native_scan(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
+        else:
+            y = selective_scan_torch(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
+        y_f, y_b = y.chunk(2, dim=1)
+        y_mix = ((y_f + y_b.flip(-1)) / 2).transpose(1, 2)  # (B, L, E)
+        if collect:
+            inputs["mixer.out_proj.weight"] = y_mix
+        return F.linear(y_mix, self.out_proj.weight), inputs
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.run(hidden, False)[0]
+
+
+class Block(nn.Module):
+    """Pre-norm block over (hidden, residual): residual += hidden; hidden = mixer(norm(residual))."""
+
+    def __init__(self, d_model: int, d_state: int, use_native_scan: bool):
+        super().__init__()
+        self.mixer = BiMambaV2Mixer(d_model, d_state=d_state, use_native_scan=use_native_scan)
+        self.norm = RMSNorm(d_model)
+        self.quantizable_layer_names: List[str] = list(QUANTIZABLE_LAYERS)
+
+    def forward(self, hidden: Tensor, residual: Tensor) -> Tuple[Tensor, Tensor]:
+        residual = residual + hidden
+        return self.mixer(self.norm(residual)), residual
+
+    @torch.jit.export
+    def layer_inputs(self, hidden: Tensor, residual: Tensor) -> Dict[str, Tensor]:
+        """Input tensor (..., in_features) of each quantizable linear layer, by parameter name."""
+        residual = residual + hidden
+        return self.mixer.run(self.norm(residual), True)[1]
+
+    @torch.jit.export
+    def quantizable_layers(self) -> List[str]:
+        return self.quantizable_layer_names
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, img_size: int, patch_size: int, stride: int, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.grid = (img_size - patch_size) // stride + 1
+        self.num_patches = self.grid * self.grid
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class Vim(nn.Module):
+    def __init__(self, img_size: int = 224, patch_size: int = 16, stride: int = 16, in_chans: int = 3,
+                 num_classes: int = 1000, embed_dim: int = 192, depth: int = 24, d_state: int = 16,
+                 use_native_scan: bool = False, metadata: Optional[dict] = None):
+        super().__init__()
+        self.patch_embed = PatchEmbed(img_size, patch_size, stride, in_chans, embed_dim)
+        self.token_position = self.patch_embed.num_patches // 2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+        self.layers = nn.ModuleList([Block(embed_dim, d_state, use_native_scan) for _ in range(depth)])
+        self.norm_f = RMSNorm(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.metadata_json = json.dumps(metadata or {}, sort_keys=True)
+
+    @torch.jit.export
+    def forward_embed(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+        """Images -> (hidden, residual); residual starts at zero so that block 0 adds hidden exactly."""
+        x = self.patch_embed(images)
+        t = self.token_position
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([x[:, :t], cls, x[:, t:]], dim=1) + self.pos_embed
+        return x, torch.zeros_like(x)
+
+    @torch.jit.export
+    def forward_head(self, hidden: Tensor, residual: Tensor) -> Tensor:
+        x = self.norm_f(residual + hidden)
+        return self.head(x[:, self.token_position])
+
+    @torch.jit.export
+    def metadata(self) -> str:
+        return self.metadata_json
+
+    def forward(self, images: Tensor) -> Tensor:
+        hidden, residual = self.forward_embed(images)
+        for layer in self.layers:
+            hidden, residual = layer(hidden, residual)
+        return self.forward_head(hidden, residual)
+
+
+def init_weights(model: Vim, seed: int) -> None:
+    """Seeded random init in the spirit of the official one (trunc-normal linears, mamba dt init)."""
+    gen = torch.Generator().manual_seed(seed)
+    depth = len(model.layers)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("A_log") or name.endswith("A_b_log") or name.endswith(".D") \
+                    or name.endswith(".D_b") or "norm" in name:
+                continue  # keep the module's own init (log(1..N), ones)
+            if "dt_proj" in name and name.endswith("weight"):
+                std = p.shape[1] ** -0.5
+                p.uniform_(-std, std, generator=gen)
+            elif "dt_proj" in name and name.endswith("bias"):
+                dt = torch.exp(torch.rand(p.shape, generator=gen) * (math.log(0.1) - math.log(1e-3))
+                               + math.log(1e-3)).clamp(min=1e-4)
+                p.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.normal_(0.0, 0.02, generator=gen).clamp_(-0.04, 0.04)
+                if name.endswith("out_proj.weight"):
+                    p.div_(math.sqrt(depth))

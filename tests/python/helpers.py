@@ -1,0 +1,42 @@
+"""Shared set-up for the Python tests: import path, threads, and a float64 reference scan."""
+import os
+import sys
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+torch.set_num_threads(os.cpu_count() or 1)
+
+from vimlib.native import load_ops  # noqa: E402
+
+HAVE_NATIVE = load_ops(required=False)
+
+
+def reference_scan(u, delta, A, B, C, D, z, delta_bias):
+    """Direct transcription of VIM.md's recurrence, one time step at a time, in the inputs' dtype.
+
+    B, C: (batch, G, N, L); channel d reads group d // (dim // G).
+    """
+    batch, dim, length = u.shape
+    groups = B.shape[1]
+    g_of = torch.arange(dim) // (dim // groups)
+    Bd, Cd = B[:, g_of], C[:, g_of]  # (batch, dim, N, L)
+    dt = torch.nn.functional.softplus(delta + delta_bias[None, :, None])
+    h = torch.zeros(batch, dim, A.shape[1], dtype=u.dtype)
+    out = []
+    for t in range(length):
+        h = torch.exp(dt[:, :, t, None] * A) * h + dt[:, :, t, None] * Bd[..., t] * u[:, :, t, None]
+        y = (h * Cd[..., t]).sum(-1) + D * u[:, :, t]
+        out.append(y * z[:, :, t] * torch.sigmoid(z[:, :, t]))
+    return torch.stack(out, dim=-1)
+
+
+def random_scan_inputs(batch, dim, length, n_state, groups, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    def r(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(dtype)
+    return [r(batch, dim, length, scale=0.5), r(batch, dim, length, scale=0.5),
+            -torch.rand(dim, n_state, generator=g).mul(3).add(0.1).to(dtype),
+            r(batch, groups, n_state, length, scale=0.5), r(batch, groups, n_state, length, scale=0.5),
+            r(dim, scale=0.5), r(batch, dim, length), r(dim, scale=0.3)]

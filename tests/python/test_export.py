@@ -1,0 +1,85 @@
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+
+from helpers import REPO
+from vimlib.configs import get_config
+from vimlib.export import make_model
+
+EXPORT = [sys.executable, os.path.join(REPO, "scripts", "export.py")]
+
+
+class ExportCommand(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.state = make_model(get_config("vim_micro"), seed=11).state_dict()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def export(self, *args):
+        return subprocess.run(EXPORT + list(args), capture_output=True, text=True)
+
+    def save_checkpoint(self, state):
+        path = os.path.join(self.dir, "ckpt.pth")
+        torch.save({"model": state, "args": {"note": "official files also carry their training args"}}, path)
+        return path
+
+    def test_checkpoint_round_trip(self):
+        ckpt = self.save_checkpoint(self.state)
+        out = os.path.join(self.dir, "m.pt")
+        r = self.export("--config", "vim_micro", "--checkpoint", ckpt, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        loaded = torch.jit.load(out)
+        for k, v in loaded.state_dict().items():
+            self.assertTrue(torch.equal(v, self.state[k]), k)
+        meta = json.loads(loaded.metadata())
+        self.assertEqual(meta["source"]["kind"], "checkpoint")
+        self.assertEqual(meta["scan"], "torch")
+
+    def test_random_init_is_seeded(self):
+        a, b = os.path.join(self.dir, "a.pt"), os.path.join(self.dir, "b.pt")
+        for path in (a, b):
+            self.assertEqual(self.export("--config", "vim_micro", "--seed", "4", "-o", path).returncode, 0)
+        sa, sb = torch.jit.load(a).state_dict(), torch.jit.load(b).state_dict()
+        self.assertTrue(all(torch.equal(sa[k], sb[k]) for k in sa))
+
+    def assert_refused(self, state, *needles):
+        out = os.path.join(self.dir, "bad.pt")
+        r = self.export("--config", "vim_micro", "--checkpoint", self.save_checkpoint(state), "-o", out)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("ckpt.pth", r.stderr)
+        for needle in needles:
+            self.assertIn(needle, r.stderr)
+        self.assertFalse(os.path.exists(out), "a refused export must not leave an output file")
+
+    def test_missing_key(self):
+        state = dict(self.state)
+        del state["layers.1.mixer.D_b"]
+        self.assert_refused(state, "missing", "layers.1.mixer.D_b")
+
+    def test_unexpected_key(self):
+        state = dict(self.state, **{"layers.0.mixer.bogus": torch.zeros(3)})
+        self.assert_refused(state, "unexpected", "layers.0.mixer.bogus")
+
+    def test_wrong_shape(self):
+        state = dict(self.state, **{"head.weight": torch.zeros(5, 32)})
+        self.assert_refused(state, "wrong shape", "head.weight")
+
+    def test_not_a_checkpoint(self):
+        path = os.path.join(self.dir, "ckpt.pth")
+        with open(path, "w") as f:
+            f.write("not a checkpoint")
+        r = self.export("--config", "vim_micro", "--checkpoint", path, "-o", os.path.join(self.dir, "x.pt"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("ckpt.pth", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
