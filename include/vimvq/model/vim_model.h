@@ -1,0 +1,50 @@
+// A TorchScript Vim under the model contract: forward, forward_embed, layers[i] (each with
+// forward(hidden, residual) and layer_inputs), forward_head, metadata(). The C++ side never
+// hard-codes a layer: everything it needs comes through these methods and the metadata.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/script.h>
+
+#include "vimvq/model/metadata.h"
+
+namespace vimvq::model {
+
+struct LayerInfo {
+  std::string name;  // full parameter name, e.g. "layers.3.mixer.in_proj.weight"
+  int block = 0;
+  std::string local_name;  // relative to the block
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+};
+
+class VimModel {
+ public:
+  // Loads and validates the contract; throws vimvq::Error naming the file and what is missing.
+  static VimModel load(const std::string& path, const c10::Device& device = c10::Device("cpu"));
+
+  at::Tensor forward(const at::Tensor& images);
+  std::pair<at::Tensor, at::Tensor> embed(const at::Tensor& images);
+  std::pair<at::Tensor, at::Tensor> block(int index, const at::Tensor& hidden, const at::Tensor& residual);
+  at::Tensor head(const at::Tensor& hidden, const at::Tensor& residual);
+
+  const ModelMetadata& metadata() const { return metadata_; }
+  const std::string& path() const { return path_; }
+  std::vector<LayerInfo> quantizable_layers() const;
+  int64_t num_parameters() const;
+  torch::jit::Module& module() { return module_; }
+  const c10::Device& device() const { return device_; }
+
+ private:
+  VimModel(std::string path, torch::jit::Module module, ModelMetadata metadata, c10::Device device);
+
+  std::string path_;
+  torch::jit::Module module_;
+  std::vector<torch::jit::Module> blocks_;
+  ModelMetadata metadata_;
+  c10::Device device_;
+};
+
+}  // namespace vimvq::model

@@ -1,0 +1,16 @@
+// Shared set-up for subcommands: thread count, device selection.
+#pragma once
+
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace vimvq::cli {
+
+// Sets LibTorch's intra-op threads (it defaults to one here); returns the count used.
+int configure_threads(int requested);
+
+// "cpu", "cuda", "cuda:N"; throws vimvq::Error for an unknown or unavailable device.
+c10::Device parse_device(const std::string& name);
+
+}  // namespace vimvq::cli

@@ -1,0 +1,151 @@
+#include "vimvq/data/dataset.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "vimvq/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace vimvq::data {
+namespace {
+
+bool is_hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
+
+void require_directory(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) throw Error(dir.string() + ": no such folder");
+  if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": not a folder");
+}
+
+// Regular, non-hidden files below dir, sorted by path.
+std::vector<fs::path> files_under(const fs::path& dir, bool recursive) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  auto add = [&](const fs::directory_entry& e) {
+    if (e.is_regular_file() && !is_hidden(e.path())) files.push_back(e.path());
+  };
+  if (recursive) {
+    fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+    if (ec) throw Error(dir.string() + ": cannot read folder: " + ec.message());
+    for (; it != end; it.increment(ec)) {
+      if (ec) throw Error(dir.string() + ": cannot read folder: " + ec.message());
+      if (is_hidden(it->path()) && it->is_directory()) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      add(*it);
+    }
+  } else {
+    fs::directory_iterator it(dir, ec), end;
+    if (ec) throw Error(dir.string() + ": cannot read folder: " + ec.message());
+    for (; it != end; it.increment(ec)) add(*it);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<std::string> class_subfolders(const fs::path& dir) {
+  std::vector<std::string> classes;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_directory() && !is_hidden(e.path())) classes.push_back(e.path().filename().string());
+  }
+  if (ec) throw Error(dir.string() + ": cannot read folder: " + ec.message());
+  std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
+}  // namespace
+
+Dataset list_image_folder(const fs::path& dir) {
+  require_directory(dir);
+  Dataset ds;
+  ds.classes = class_subfolders(dir);
+  if (ds.classes.empty()) throw Error(dir.string() + ": no class sub-folders");
+  for (size_t c = 0; c < ds.classes.size(); ++c) {
+    for (auto& f : files_under(dir / ds.classes[c], true)) ds.samples.push_back({f, static_cast<int64_t>(c)});
+  }
+  if (ds.samples.empty()) throw Error(dir.string() + ": no image files in its class sub-folders");
+  return ds;
+}
+
+Dataset list_unlabelled(const fs::path& dir) {
+  require_directory(dir);
+  Dataset ds;
+  for (auto& f : files_under(dir, true)) ds.samples.push_back({f, -1});
+  if (ds.samples.empty()) throw Error(dir.string() + ": folder is empty (no image files)");
+  return ds;
+}
+
+Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
+                             const std::vector<std::string>& class_names, std::optional<int> label_base) {
+  require_directory(dir);
+  std::ifstream in(label_file);
+  if (!in) throw Error(label_file.string() + ": cannot open label file");
+  std::vector<std::pair<std::string, std::string>> rows;  // (file or "", label)
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    std::istringstream fields(line);
+    std::string a, b, extra;
+    if (!(fields >> a)) continue;
+    fields >> b;
+    if (fields >> extra) throw Error(label_file.string() + ":" + std::to_string(line_no) + ": expected 1 or 2 fields");
+    rows.emplace_back(b.empty() ? "" : a, b.empty() ? a : b);
+  }
+  if (rows.empty()) throw Error(label_file.string() + ": no labels");
+  const bool by_line = rows.front().first.empty();
+  auto parse_label = [&](const std::string& text, size_t row) -> int64_t {
+    try {
+      size_t used = 0;
+      long long v = std::stoll(text, &used);
+      if (used == text.size()) return v;
+    } catch (const std::exception&) {
+    }
+    auto it = std::find(class_names.begin(), class_names.end(), text);
+    if (it != class_names.end()) return it - class_names.begin();
+    throw Error(label_file.string() + ": row " + std::to_string(row + 1) + ": label '" + text +
+                "' is neither an integer nor a class name of the model");
+  };
+  Dataset ds;
+  auto files = files_under(dir, false);
+  if (by_line) {
+    if (files.size() != rows.size()) {
+      throw Error(label_file.string() + ": " + std::to_string(rows.size()) + " labels for " +
+                  std::to_string(files.size()) + " files in " + dir.string());
+    }
+    const int base = label_base.value_or(1);
+    for (size_t i = 0; i < files.size(); ++i) ds.samples.push_back({files[i], parse_label(rows[i].second, i) - base});
+  } else {
+    const int base = label_base.value_or(0);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].first.empty()) throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
+      fs::path p = dir / rows[i].first;
+      if (!fs::exists(p)) throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() + " not found");
+      ds.samples.push_back({p, parse_label(rows[i].second, i) - base});
+    }
+    std::sort(ds.samples.begin(), ds.samples.end(), [](const Sample& x, const Sample& y) { return x.path < y.path; });
+  }
+  for (size_t i = 0; i < ds.samples.size(); ++i) {
+    if (ds.samples[i].label < 0) {
+      throw Error(label_file.string() + ": negative label for " + ds.samples[i].path.filename().string() +
+                  " (1-based file? see --label-base)");
+    }
+  }
+  if (ds.samples.empty()) throw Error(dir.string() + ": folder is empty (no image files)");
+  return ds;
+}
+
+Dataset open_dataset(const fs::path& dir, const std::optional<fs::path>& label_file,
+                     const std::vector<std::string>& class_names) {
+  if (label_file) return list_with_label_file(dir, *label_file, class_names);
+  require_directory(dir);
+  if (!class_subfolders(dir).empty() && files_under(dir, false).empty()) return list_image_folder(dir);
+  return list_unlabelled(dir);
+}
+
+}  // namespace vimvq::data

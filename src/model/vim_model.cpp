@@ -1,0 +1,98 @@
+#include "vimvq/model/vim_model.h"
+
+#include <map>
+
+#include "vimvq/util/error.h"
+
+namespace vimvq::model {
+namespace {
+
+std::pair<at::Tensor, at::Tensor> as_pair(const c10::IValue& v, const std::string& what) {
+  if (!v.isTuple() || v.toTupleRef().elements().size() != 2) throw Error(what + " must return (hidden, residual)");
+  const auto& e = v.toTupleRef().elements();
+  return {e[0].toTensor(), e[1].toTensor()};
+}
+
+}  // namespace
+
+VimModel::VimModel(std::string path, torch::jit::Module module, ModelMetadata metadata, c10::Device device)
+    : path_(std::move(path)), module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {
+  for (const auto& child : module_.attr("layers").toModule().named_children()) blocks_.push_back(child.value);
+}
+
+VimModel VimModel::load(const std::string& path, const c10::Device& device) {
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device);
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    if (what.find("vimvq::selective_scan") != std::string::npos || what.find("Unknown builtin op") != std::string::npos) {
+      throw Error(path + ": model uses an operator this build does not provide: " + what.substr(0, what.find('\n')));
+    }
+    throw Error(path + ": not a TorchScript model (" + what.substr(0, what.find('\n')) + ")");
+  }
+  module.eval();
+  const std::string contract = path + ": breaks the vimvq model contract: ";
+  for (const char* method : {"forward", "forward_embed", "forward_head", "metadata"}) {
+    if (!module.find_method(method)) throw Error(contract + "no method '" + method + "'");
+  }
+  if (!module.hasattr("layers") || !module.attr("layers").isModule()) throw Error(contract + "no 'layers' module list");
+  const std::string meta_json = module.get_method("metadata")({}).toStringRef();
+  ModelMetadata meta = parse_metadata(meta_json, path);
+  int n_blocks = 0;
+  for (const auto& child : module.attr("layers").toModule().named_children()) {
+    for (const char* method : {"forward", "layer_inputs", "quantizable_layers"}) {
+      if (!child.value.find_method(method)) {
+        throw Error(contract + "block layers." + child.name + " has no method '" + method + "'");
+      }
+    }
+    ++n_blocks;
+  }
+  if (n_blocks != meta.num_blocks) {
+    throw Error(contract + "metadata says " + std::to_string(meta.num_blocks) + " blocks, the model has " +
+                std::to_string(n_blocks));
+  }
+  return VimModel(path, std::move(module), std::move(meta), device);
+}
+
+at::Tensor VimModel::forward(const at::Tensor& images) { return module_.forward({images}).toTensor(); }
+
+std::pair<at::Tensor, at::Tensor> VimModel::embed(const at::Tensor& images) {
+  return as_pair(module_.get_method("forward_embed")({images}), path_ + ": forward_embed");
+}
+
+std::pair<at::Tensor, at::Tensor> VimModel::block(int index, const at::Tensor& hidden, const at::Tensor& residual) {
+  return as_pair(blocks_.at(index).forward({hidden, residual}), path_ + ": block forward");
+}
+
+at::Tensor VimModel::head(const at::Tensor& hidden, const at::Tensor& residual) {
+  return module_.get_method("forward_head")({hidden, residual}).toTensor();
+}
+
+std::vector<LayerInfo> VimModel::quantizable_layers() const {
+  std::vector<LayerInfo> layers;
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    std::map<std::string, at::Tensor> params;
+    for (const auto& p : blocks_[b].named_parameters(true)) params.emplace(p.name, p.value);
+    for (const auto& local : metadata_.quantizable_layers) {
+      auto it = params.find(local);
+      if (it == params.end()) throw Error(path_ + ": block " + std::to_string(b) + " has no parameter '" + local + "'");
+      LayerInfo info;
+      info.name = "layers." + std::to_string(b) + "." + local;
+      info.block = static_cast<int>(b);
+      info.local_name = local;
+      info.shape = it->second.sizes().vec();
+      info.numel = it->second.numel();
+      layers.push_back(std::move(info));
+    }
+  }
+  return layers;
+}
+
+int64_t VimModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : module_.parameters(true)) n += p.numel();
+  return n;
+}
+
+}  // namespace vimvq::model

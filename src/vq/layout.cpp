@@ -1,0 +1,34 @@
+#include "vimvq/vq/layout.h"
+
+#include <string>
+
+#include "vimvq/util/error.h"
+
+namespace vimvq::vq {
+
+int ceil_log2(int64_t k) {
+  int bits = 0;
+  while ((int64_t{1} << bits) < k) ++bits;
+  return bits;
+}
+
+VqShape vq_shape(int bits, int64_t numel) {
+  VqShape s;
+  s.bits = bits;
+  switch (bits) {
+    case 1: s.d = 8, s.k = 256; break;
+    case 2: s.d = 4, s.k = 256; break;
+    case 3: s.d = 2, s.k = 64; break;
+    case 4: s.d = 2, s.k = 256; break;
+    default: throw Error("unsupported bit width " + std::to_string(bits) + " (supported: 1, 2, 3, 4)");
+  }
+  s.n_sub = (numel + s.d - 1) / s.d;
+  // Tiny layers: at most N_sub/4 codewords (largest power of two), so each codeword is shared.
+  int64_t cap = 1;
+  while (cap * 2 <= s.n_sub / 4) cap *= 2;
+  if (s.k > cap) s.k = cap;
+  s.code_bits = ceil_log2(s.k);
+  return s;
+}
+
+}  // namespace vimvq::vq
