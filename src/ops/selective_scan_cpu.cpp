@@ -43,7 +43,7 @@ at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous
 template <typename T>
 void forward_channel(const Dims& s, int64_t b, int64_t d, const T* u, const T* delta, const T* A,
                      const T* Bt, const T* Ct, const T* D, const T* z, const T* bias, T* out,
-                     T* states /* L*N or nullptr */) {
+                     T* states /* L*N or nullptr */, T* decays /* L*N or nullptr */) {
   const int64_t N = s.n_state, L = s.length;
   const int64_t row = (b * s.dim + d) * L;
   const int64_t g = d / s.per_group;
@@ -58,13 +58,16 @@ void forward_channel(const Dims& s, int64_t b, int64_t d, const T* u, const T* d
     const T* bn = bt + t * N;
     const T* cn = ct + t * N;
     T y = 0;
+    T decay[kMaxState];
 #pragma omp simd reduction(+ : y)
     for (int64_t n = 0; n < N; ++n) {
-      h[n] = std::exp(dt * a[n]) * h[n] + du * bn[n];
+      decay[n] = std::exp(dt * a[n]);
+      h[n] = decay[n] * h[n] + du * bn[n];
       y += h[n] * cn[n];
     }
-    if (states != nullptr) {
+    if (states != nullptr) {  // kept for the backward pass, which then needs no exp of its own
       for (int64_t n = 0; n < N; ++n) states[t * N + n] = h[n];
+      for (int64_t n = 0; n < N; ++n) decays[t * N + n] = decay[n];
     }
     if (out != nullptr) {
       const T zt = z[row + t];
@@ -84,7 +87,7 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, s.length));
   at::parallel_for(0, s.batch * s.dim, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      forward_channel<T>(s, i / s.dim, i % s.dim, pu, pdelta, pa, pb, pc, pd, pz, pbias, pout, nullptr);
+      forward_channel<T>(s, i / s.dim, i % s.dim, pu, pdelta, pa, pb, pc, pd, pz, pbias, pout, nullptr, nullptr);
     }
   });
 }
@@ -94,7 +97,7 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
 template <typename T>
 void backward_channel(const Dims& s, int64_t b, int64_t d, const T* grad, const T* u, const T* delta,
                       const T* A, const T* Bt, const T* Ct, const T* D, const T* z, const T* bias,
-                      const T* states, T* du_out, T* ddelta_out, T* dz_out, T* dA_row, T& dD, T& dbias,
+                      const T* states, const T* decays, T* du_out, T* ddelta_out, T* dz_out, T* dA_row, T& dD, T& dbias,
                       T* dB_part, T* dC_part) {
   const int64_t N = s.n_state, L = s.length;
   const int64_t row = (b * s.dim + d) * L;
@@ -109,6 +112,7 @@ void backward_channel(const Dims& s, int64_t b, int64_t d, const T* grad, const 
     const T zt = z[row + t], ut = u[row + t];
     const T sig = sigmoid(zt);
     const T* h = states + t * N;
+    const T* decay_t = decays + t * N;
     const T* bn = bt + t * N;
     const T* cn = ct + t * N;
     T y = 0;
@@ -129,7 +133,7 @@ void backward_channel(const Dims& s, int64_t b, int64_t d, const T* grad, const 
 #pragma omp simd reduction(+ : ddt, du)
     for (int64_t n = 0; n < N; ++n) {
       const T dh = dy * cn[n] + dh_next[n];
-      const T decay = std::exp(dt * a[n]);
+      const T decay = decay_t[n];
       dcn[n] += dy * h[n];
       ddt += dh * (decay * a[n] * h_prev[n] + bn[n] * ut);
       dA_acc[n] += dh * decay * dt * h_prev[n];
@@ -171,7 +175,7 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
 
   const int64_t items = s.batch * s.groups * chunks;
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> states(static_cast<size_t>(L * N));
+    std::vector<T> states(static_cast<size_t>(L * N)), decays(static_cast<size_t>(L * N));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / (s.groups * chunks);
       const int64_t g = (item / chunks) % s.groups;
@@ -181,9 +185,9 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
       T* dB_item = pdB + item * L * N;
       T* dC_item = pdC + item * L * N;
       for (int64_t d = first; d < last; ++d) {
-        forward_channel<T>(s, b, d, pu, pdelta, pa, pb, pc, pd, pz, pbias, nullptr, states.data());
+        forward_channel<T>(s, b, d, pu, pdelta, pa, pb, pc, pd, pz, pbias, nullptr, states.data(), decays.data());
         const int64_t bd = b * s.dim + d;
-        backward_channel<T>(s, b, d, pg, pu, pdelta, pa, pb, pc, pd, pz, pbias, states.data(), pdu, pddelta,
+        backward_channel<T>(s, b, d, pg, pu, pdelta, pa, pb, pc, pd, pz, pbias, states.data(), decays.data(), pdu, pddelta,
                             pdz, pdA + bd * N, pdD[bd], pdbias[bd], dB_item, dC_item);
       }
     }

@@ -1,0 +1,40 @@
+// Weighted k-means (METHOD.md section 2): k-means++ seeding, Lloyd iterations with early stop,
+// empty clusters re-seeded from the largest one, per-position importance weights. Distances by
+// matrix products over row chunks, so memory stays bounded for any layer. Seeded and
+// deterministic on CPU. Works on CPU and CUDA tensors alike.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace vimvq::vq {
+
+struct KMeansParams {
+  int64_t k = 256;
+  int iterations = 100;          // Lloyd iterations at most
+  bool stop_when_stable = true;  // stop once no assignment changes
+  uint64_t seed = 1234;
+  int64_t chunk_rows = 16384;    // rows per distance block: memory ~ chunk_rows * k floats
+};
+
+struct KMeansResult {
+  at::Tensor centroids;           // (k, d)
+  at::Tensor assignment;          // (n) int64
+  std::vector<double> objective;  // weighted SSE after each assignment step
+  int iterations_run = 0;
+  int empty_reseeds = 0;
+};
+
+// dist[j, c] = sum_t w[j, t] (x[j, t] - C[c, t])^2 for a chunk of rows. w undefined: unweighted.
+at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids);
+
+// Nearest centroid of every row, chunked: (min distance, index).
+std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const at::Tensor& w,
+                                                    const at::Tensor& centroids, int64_t chunk_rows);
+
+// x: (n, d) float; weights: (n, d) non-negative, or an undefined tensor for plain k-means.
+KMeansResult weighted_kmeans(const at::Tensor& x, const at::Tensor& weights, const KMeansParams& params);
+
+}  // namespace vimvq::vq

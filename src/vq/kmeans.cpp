@@ -1,0 +1,119 @@
+#include "vimvq/vq/kmeans.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <random>
+
+#include "vimvq/util/error.h"
+
+namespace vimvq::vq {
+namespace {
+
+// Distances of every row to one point, chunk-free (O(n * d)).
+at::Tensor distances_to_point(const at::Tensor& x, const at::Tensor& w, const at::Tensor& point) {
+  const at::Tensor diff2 = (x - point.unsqueeze(0)).square();
+  return (w.defined() ? diff2 * w : diff2).sum(1);
+}
+
+// Deterministic draw of an index with probability proportional to `mass` (CPU, float64 sums).
+int64_t sample_proportional(const at::Tensor& mass, std::mt19937_64& rng) {
+  const at::Tensor cumulative = mass.to(at::kCPU).to(at::kDouble).cumsum(0);
+  const double total = cumulative[-1].item<double>();
+  const int64_t n = mass.numel();
+  if (!(total > 0)) return static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+  const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
+  const at::Tensor pos = at::searchsorted(cumulative, at::scalar_tensor(r, cumulative.options()), false, true);
+  return std::min<int64_t>(pos.item<int64_t>(), n - 1);
+}
+
+at::Tensor kmeans_plus_plus(const at::Tensor& x, const at::Tensor& w, int64_t k, std::mt19937_64& rng) {
+  const int64_t n = x.size(0);
+  at::Tensor centroids = at::empty({k, x.size(1)}, x.options());
+  int64_t first = static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+  centroids[0].copy_(x[first]);
+  at::Tensor min_dist = distances_to_point(x, w, x[first]);
+  for (int64_t c = 1; c < k; ++c) {
+    const int64_t pick = sample_proportional(min_dist, rng);
+    centroids[c].copy_(x[pick]);
+    min_dist = at::minimum(min_dist, distances_to_point(x, w, x[pick]));
+  }
+  return centroids;
+}
+
+}  // namespace
+
+at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids) {
+  const at::Tensor c2 = centroids.square();
+  at::Tensor d;
+  if (w.defined()) {
+    // sum_t w x^2 - 2 (w x) . c + w . c^2
+    d = (w * x.square()).sum(1, true) - 2 * at::mm(w * x, centroids.t()) + at::mm(w, c2.t());
+  } else {
+    d = x.square().sum(1, true) - 2 * at::mm(x, centroids.t()) + c2.sum(1).unsqueeze(0);
+  }
+  return d.clamp_min_(0);
+}
+
+std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const at::Tensor& w,
+                                                    const at::Tensor& centroids, int64_t chunk_rows) {
+  const int64_t n = x.size(0);
+  at::Tensor best = at::empty({n}, x.options());
+  at::Tensor index = at::empty({n}, x.options().dtype(at::kLong));
+  for (int64_t start = 0; start < n; start += chunk_rows) {
+    const int64_t end = std::min(n, start + chunk_rows);
+    const at::Tensor d = weighted_sq_distances(x.slice(0, start, end), w.defined() ? w.slice(0, start, end) : w,
+                                               centroids);
+    auto [value, arg] = d.min(1);
+    best.slice(0, start, end).copy_(value);
+    index.slice(0, start, end).copy_(arg);
+  }
+  return {best, index};
+}
+
+KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, const KMeansParams& p) {
+  if (x_in.dim() != 2) throw Error("k-means: expected (n, d) data");
+  const int64_t n = x_in.size(0), d = x_in.size(1);
+  if (p.k < 1 || p.k > n) throw Error("k-means: k = " + std::to_string(p.k) + " for " + std::to_string(n) + " points");
+  const at::Tensor x = x_in.to(at::kFloat).contiguous();
+  const at::Tensor w = weights.defined() ? weights.to(x.options()).contiguous() : weights;
+  if (w.defined() && w.sizes() != x.sizes()) throw Error("k-means: weights must have the data's shape");
+  std::mt19937_64 rng(p.seed);
+  KMeansResult r;
+  r.centroids = kmeans_plus_plus(x, w, p.k, rng);
+  const at::Tensor ones = at::ones_like(x);
+  const at::Tensor wx = w.defined() ? w * x : x;
+  at::Tensor previous;
+  for (int it = 0; it < p.iterations; ++it) {
+    auto [dist, assign] = nearest_centroids(x, w, r.centroids, p.chunk_rows);
+    r.assignment = assign;
+    r.objective.push_back(dist.to(at::kDouble).sum().item<double>());
+    r.iterations_run = it + 1;
+    if (p.stop_when_stable && previous.defined() && at::equal(previous, assign)) break;
+    previous = assign;
+    // Weighted mean per dimension (minimises the weighted SSE of a fixed assignment); a dimension
+    // whose weights sum to zero in a cluster takes the plain mean (any value is optimal there).
+    const at::Tensor num = at::zeros({p.k, d}, x.options()).index_add_(0, assign, wx);
+    const at::Tensor den = at::zeros({p.k, d}, x.options()).index_add_(0, assign, w.defined() ? w : ones);
+    const at::Tensor sum = at::zeros({p.k, d}, x.options()).index_add_(0, assign, x);
+    const at::Tensor counts = at::bincount(assign, {}, p.k).to(at::kCPU);
+    const at::Tensor plain = sum / counts.to(x.device()).clamp_min(1).to(x.dtype()).unsqueeze(1);
+    at::Tensor updated = at::where(den > 0, num / den.clamp_min(1e-30), plain);
+    // Empty clusters: a perturbed copy of the largest cluster's centroid (faiss's split); the
+    // largest keeps its own centroid, so the objective cannot increase.
+    std::vector<int64_t> sizes(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + p.k);
+    for (int64_t c = 0; c < p.k; ++c) {
+      if (sizes[c] != 0) continue;
+      const int64_t big = std::max_element(sizes.begin(), sizes.end()) - sizes.begin();
+      const at::Tensor sign = (at::arange(d, x.options()).remainder(2) * 2 - 1);
+      updated[c].copy_(updated[big] + sign * (updated[big].abs() + 1e-6) * (1.0 / 1024));
+      sizes[c] = sizes[big] / 2;
+      sizes[big] -= sizes[c];
+      ++r.empty_reseeds;
+    }
+    r.centroids = updated;
+  }
+  return r;
+}
+
+}  // namespace vimvq::vq

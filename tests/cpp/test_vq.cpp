@@ -1,0 +1,235 @@
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <random>
+
+#include "vimvq/util/error.h"
+#include "vimvq/vq/baselines.h"
+#include "vimvq/vq/convex_quantizer.h"
+#include "vimvq/vq/kmeans.h"
+#include "vimvq/vq/packing.h"
+#include "vimvq/vq/subvectors.h"
+
+using namespace vimvq;
+
+namespace {
+at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return at::normal(0.0, 1.0, shape, gen);
+}
+at::Tensor rand(std::vector<int64_t> shape, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return at::rand(shape, gen);
+}
+}  // namespace
+
+TEST(Subvectors, RoundTripWithPaddingAndImportanceLayout) {
+  const at::Tensor w = randn({5, 7}, 1);  // 35 values, d = 4 -> 9 sub-vectors, 1 padded value
+  const at::Tensor sub = vq::to_subvectors(w, 4);
+  ASSERT_EQ(sub.sizes(), (at::IntArrayRef{9, 4}));
+  EXPECT_EQ(sub[8][3].item<float>(), 0.f);
+  EXPECT_TRUE(at::equal(vq::from_subvectors(sub, w.sizes()), w));
+  const at::Tensor h = at::arange(1, 8, at::kFloat);  // channel c has importance c + 1
+  const at::Tensor imp = vq::subvector_importance(h, w.sizes(), 4);
+  // Flattened position 9 is row 1, column 2; padding gets 0.
+  EXPECT_EQ(imp.reshape({-1})[9].item<float>(), 3.f);
+  EXPECT_EQ(imp[8][3].item<float>(), 0.f);
+  const at::Tensor x = randn({10, 3, 7}, 2);
+  EXPECT_TRUE(at::allclose(vq::channel_importance(x), x.reshape({-1, 7}).square().mean(0)));
+}
+
+TEST(KMeans, RecoversPlantedClusters) {
+  const int64_t k = 8, per = 150, d = 4;
+  const at::Tensor centers = randn({k, d}, 3) * 10;
+  const at::Tensor x = centers.repeat_interleave(per, 0) + randn({k * per, d}, 4) * 0.05;
+  vq::KMeansParams p;
+  p.k = k;
+  p.seed = 7;
+  p.chunk_rows = 100;  // several chunks
+  const auto r = vq::weighted_kmeans(x, at::Tensor(), p);
+  // Each planted center has a found centroid within the noise scale, and clusters are pure.
+  const at::Tensor d2 = vq::weighted_sq_distances(centers, at::Tensor(), r.centroids);
+  EXPECT_LT(std::get<0>(d2.min(1)).max().item<float>(), 0.01f);
+  for (int64_t c = 0; c < k; ++c) {
+    const at::Tensor labels = r.assignment.slice(0, c * per, (c + 1) * per);
+    EXPECT_TRUE(at::all(labels == labels[0]).item<bool>());
+  }
+  EXPECT_LT(r.iterations_run, p.iterations);  // stopped early: assignments stable
+}
+
+TEST(KMeans, WeightedObjectiveNeverIncreasesAndIsDeterministic) {
+  const at::Tensor x = randn({3000, 4}, 5) * at::tensor({1.f, 3.f, 0.5f, 2.f});
+  const at::Tensor w = rand({3000, 4}, 6) + 0.01;
+  vq::KMeansParams p;
+  p.k = 64;
+  p.iterations = 40;
+  p.chunk_rows = 777;
+  const auto a = vq::weighted_kmeans(x, w, p);
+  ASSERT_GT(a.objective.size(), 3u);
+  for (size_t i = 1; i < a.objective.size(); ++i) EXPECT_LE(a.objective[i], a.objective[i - 1] * (1 + 1e-6)) << i;
+  const auto b = vq::weighted_kmeans(x, w, p);
+  EXPECT_TRUE(at::equal(a.centroids, b.centroids));
+  EXPECT_TRUE(at::equal(a.assignment, b.assignment));
+  p.seed = 99;
+  const auto c = vq::weighted_kmeans(x, w, p);
+  EXPECT_FALSE(at::equal(a.centroids, c.centroids));
+}
+
+TEST(KMeans, ChunkedDistancesMatchDirect) {
+  const at::Tensor x = randn({50, 4}, 8), w = rand({50, 4}, 9), c = randn({16, 4}, 10);
+  const auto [best, idx] = vq::nearest_centroids(x, w, c, 7);
+  const at::Tensor direct = ((x.unsqueeze(1) - c.unsqueeze(0)).square() * w.unsqueeze(1)).sum(2);
+  EXPECT_TRUE(at::allclose(best, std::get<0>(direct.min(1)), 1e-4, 1e-5));
+  EXPECT_TRUE(at::equal(idx, std::get<1>(direct.min(1))));
+}
+
+TEST(KMeans, EmptyClustersAreReseeded) {
+  // 40 points on only 3 distinct values, k = 6: some clusters must empty and be re-seeded.
+  const at::Tensor base = at::tensor({0.f, 0.f, 5.f, 5.f, 9.f, 0.f}).view({3, 2});
+  const at::Tensor x = base.repeat({14, 1}).slice(0, 0, 40);
+  vq::KMeansParams p;
+  p.k = 6;
+  p.iterations = 5;
+  p.stop_when_stable = false;
+  const auto r = vq::weighted_kmeans(x, at::Tensor(), p);
+  EXPECT_EQ(r.centroids.size(0), 6);
+  EXPECT_DOUBLE_EQ(r.objective.back(), 0.0);
+  EXPECT_GT(r.empty_reseeds, 0);
+}
+
+class ConvexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    weight = randn({32, 16}, 11);
+    sub = vq::to_subvectors(weight, 4);
+    importance = rand({sub.size(0), 4}, 12) + 0.1;
+    vq::KMeansParams p;
+    p.k = 16;
+    p.iterations = 10;
+    codebook = vq::weighted_kmeans(sub, importance, p).centroids;
+  }
+  at::Tensor weight, sub, importance, codebook;
+};
+
+TEST_F(ConvexTest, InitialHullIsTheNearestCodewords) {
+  vq::ConvexQuantizer q(sub, importance, codebook, {});
+  EXPECT_EQ(q.hull().size(1), 4);
+  const at::Tensor d = vq::weighted_sq_distances(sub, importance, codebook);
+  EXPECT_TRUE(at::equal(q.hull().select(1, 0), std::get<1>(d.min(1))));
+  EXPECT_TRUE(at::allclose(q.ratios().sum(1), at::ones({sub.size(0)})));
+}
+
+TEST_F(ConvexTest, HullUpdateMovesSoftPointsByAtMostTheReplacedShare) {
+  vq::ConvexQuantizer q(sub, importance, codebook, {});
+  at::NoGradGuard guard;
+  for (int round = 0; round < 5; ++round) {
+    // Move the soft points as training would: random logit and codebook changes.
+    q.logits().add_(randn(q.logits().sizes().vec(), 20 + round) * 2);
+    q.codebook().add_(randn(q.codebook().sizes().vec(), 30 + round) * 0.3);
+    const at::Tensor before = q.soft_subvectors();
+    const at::Tensor r = q.ratios();
+    const at::Tensor hull_before = q.hull().clone();
+    const auto stats = q.update_hull();
+    const at::Tensor after = q.soft_subvectors();
+    const at::Tensor changed = (q.hull() != hull_before);
+    // At most one member per sub-vector changes; the point moves by exactly that member's share.
+    EXPECT_TRUE((changed.sum(1) <= 1).all().item<bool>());
+    const at::Tensor share = (r * changed.to(at::kFloat)).sum(1);
+    const at::Tensor old_c = q.codebook().index_select(0, (hull_before * changed).sum(1));
+    const at::Tensor new_c = q.codebook().index_select(0, (q.hull() * changed).sum(1));
+    const at::Tensor bound = share * (new_c - old_c).norm(2, 1);
+    EXPECT_TRUE(((after - before).norm(2, 1) <= bound + 1e-5).all().item<bool>());
+    EXPECT_EQ(stats.replaced, changed.any(1).sum().item<int64_t>());
+    // Hull members stay unique.
+    const at::Tensor sorted = std::get<0>(q.hull().sort(1));
+    EXPECT_FALSE((sorted.slice(1, 1) == sorted.slice(1, 0, -1)).any().item<bool>());
+  }
+}
+
+TEST_F(ConvexTest, ConfirmationReachesExactFractionsAndSoftEqualsHardAtTheEnd) {
+  vq::ConvexQuantizer q(sub, importance, codebook, {});
+  const int64_t n = q.num_subvectors();
+  for (double f : {0.5, 0.75, 0.9, 1.0}) {
+    const auto stats = q.confirm_to_fraction(f);
+    EXPECT_EQ(q.num_confirmed(), static_cast<int64_t>(std::ceil(f * n - 1e-9))) << f;
+    EXPECT_GE(stats.truncation_error, 0.0);
+  }
+  EXPECT_TRUE(at::equal(q.soft_subvectors(), q.hard_subvectors()));
+  EXPECT_FLOAT_EQ(q.ratio_regularizer().item<float>(), 0.f);  // nothing left unconfirmed
+}
+
+TEST_F(ConvexTest, ConfirmBySmallestErrorAndByThreshold) {
+  vq::ConvexQuantizer q(sub, importance, codebook, {});
+  {
+    at::NoGradGuard guard;
+    q.logits().select(1, 0).slice(0, 0, 10).fill_(50.f);  // ten sub-vectors fully decided
+  }
+  EXPECT_EQ(q.confirm_above(0.99).confirmed_now, 10);
+  const auto stats = q.confirm_to_fraction(0.5, vq::ConfirmOrder::kSmallestError);
+  EXPECT_EQ(q.num_confirmed(), static_cast<int64_t>(std::ceil(0.5 * q.num_subvectors())));
+  EXPECT_GT(stats.confirmed_now, 0);
+  // Confirmed codes are the hull members of largest ratio at confirmation.
+  EXPECT_TRUE(at::equal(q.codes().slice(0, 0, 10), q.hull().select(1, 0).slice(0, 0, 10)));
+}
+
+TEST_F(ConvexTest, GradientsReachLogitsAndCodebook) {
+  vq::ConvexQuantizer q(sub, importance, codebook, {});
+  q.confirm_to_fraction(0.25);
+  const at::Tensor loss = (q.soft_subvectors() - sub).square().sum() + q.ratio_regularizer();
+  loss.backward();
+  EXPECT_GT(q.logits().grad().abs().sum().item<float>(), 0.f);
+  EXPECT_GT(q.codebook().grad().abs().sum().item<float>(), 0.f);
+  // Confirmed rows no longer depend on their logits.
+  const at::Tensor confirmed_rows = q.confirmed().nonzero().squeeze(1);
+  EXPECT_EQ(q.logits().grad().index_select(0, confirmed_rows).abs().sum().item<float>(), 0.f);
+}
+
+TEST(Baselines, RtnMatchesItsClosedForm) {
+  // Row 0: [0, 1, 2, 3] on 2 bits is exact. Row 1: [-1, -0.2, 0.4, 1] on 2 bits: scale = 2/3,
+  // zero = round(1.5) = 2, q = clamp(round(w / scale) + 2, 0, 3) = [0, 2, 3, 3] (round half to
+  // even: -1.5 -> -2, 1.5 -> 2, then clamped), w' = (q - 2) * scale.
+  const at::Tensor w = at::tensor({0.f, 1.f, 2.f, 3.f, -1.f, -0.2f, 0.4f, 1.f}).view({2, 4});
+  const at::Tensor q = vq::rtn_quantize(w, 2);
+  EXPECT_TRUE(at::allclose(q[0], w[0]));
+  const float scale = 2.f / 3.f;
+  const std::vector<float> want = {(0 - 2) * scale, (2 - 2) * scale, (3 - 2) * scale, (3 - 2) * scale};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(q[1][i].item<float>(), want[i], 1e-6) << i;
+  // Uniform data: every error is at most half a step.
+  const at::Tensor u = rand({16, 256}, 13);
+  const at::Tensor qu = vq::rtn_quantize(u, 3);
+  const at::Tensor step = (std::get<0>(u.max(1, true)) - std::get<0>(u.min(1, true))) / 7;
+  EXPECT_TRUE(((qu - u).abs() <= step / 2 + 1e-6).all().item<bool>());
+  // A constant row stays exact.
+  EXPECT_TRUE(at::equal(vq::rtn_quantize(at::full({1, 5}, 0.25f), 1), at::full({1, 5}, 0.25f)));
+}
+
+TEST(Baselines, KmeansQuantizeUsesNearestCodewords) {
+  const at::Tensor w = randn({24, 8}, 14);
+  vq::KMeansParams p;
+  p.k = 8;
+  const auto r = vq::kmeans_quantize(w, at::Tensor(), 4, p);
+  EXPECT_EQ(r.weight.sizes(), w.sizes());
+  const at::Tensor sub = vq::to_subvectors(w, 4);
+  const at::Tensor d = vq::weighted_sq_distances(sub, at::Tensor(), r.codebook);
+  EXPECT_TRUE(at::equal(r.codes, std::get<1>(d.min(1))));
+}
+
+TEST(Packing, RoundTripsEveryWidthOnOddLengths) {
+  std::mt19937_64 rng(15);
+  for (int bits = 1; bits <= 16; ++bits) {
+    for (size_t count : {size_t{1}, size_t{7}, size_t{13}, size_t{1001}}) {
+      std::vector<int64_t> codes(count);
+      for (auto& c : codes) c = static_cast<int64_t>(rng() % (uint64_t{1} << bits));
+      codes[0] = (int64_t{1} << bits) - 1;  // the largest code
+      const auto packed = vq::pack_codes(codes, bits);
+      ASSERT_EQ(packed.size(), (count * bits + 7) / 8);
+      EXPECT_EQ(vq::unpack_codes(packed.data(), packed.size(), count, bits), codes) << bits << " " << count;
+    }
+  }
+  EXPECT_THROW(vq::pack_codes({4}, 2), Error);
+  EXPECT_THROW(vq::pack_codes({1}, 17), Error);
+  const auto packed = vq::pack_codes({1, 2, 3}, 9);
+  EXPECT_THROW(vq::unpack_codes(packed.data(), packed.size() - 1, 3, 9), Error);
+}
