@@ -1,0 +1,244 @@
+#include "vimvq/format/packed_checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "vimvq/util/atomic_file.h"
+#include "vimvq/util/error.h"
+#include "vimvq/vq/packing.h"
+#include "vimvq/vq/subvectors.h"
+
+namespace vimvq::format {
+namespace {
+
+// Little-endian fixed-width fields.
+template <typename T>
+void put(std::string& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF));
+}
+
+template <typename T>
+T get(const uint8_t* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+uint32_t crc32_of(const void* data, size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {  // zlib takes uInt lengths
+    const uInt chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    size -= chunk;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+constexpr size_t kHeaderSize = 8 + 2 + 2 + 4 + 4;   // magic, major, minor, sections, header crc
+constexpr size_t kSectionHeaderSize = 4 + 4 + 8;    // tag, payload crc, payload length
+constexpr uint32_t kMaxSections = 1u << 20;
+
+uint32_t tag_of(const char (&t)[5]) { return get<uint32_t>(reinterpret_cast<const uint8_t*>(t)); }
+const uint32_t kTagMeta = tag_of("META"), kTagArch = tag_of("ARCH"), kTagBook = tag_of("CBK1"), kTagCode = tag_of("CODE");
+
+void add_section(std::string& out, uint32_t tag, const std::string& payload) {
+  put<uint32_t>(out, tag);
+  put<uint32_t>(out, crc32_of(payload.data(), payload.size()));
+  put<uint64_t>(out, payload.size());
+  out += payload;
+}
+
+std::string fp16_bytes(const at::Tensor& codebook) {
+  const at::Tensor h = codebook.detach().to(at::kCPU).to(at::kHalf).contiguous();
+  return std::string(static_cast<const char*>(h.data_ptr()), static_cast<size_t>(h.numel()) * 2);
+}
+
+torch::jit::Module submodule(torch::jit::Module m, const std::string& dotted, std::string* leaf) {
+  size_t start = 0, dot;
+  while ((dot = dotted.find('.', start)) != std::string::npos) {
+    const std::string part = dotted.substr(start, dot - start);
+    if (!m.hasattr(part) || !m.attr(part).isModule()) throw Error("no submodule '" + part + "' in " + dotted);
+    m = m.attr(part).toModule();
+    start = dot + 1;
+  }
+  *leaf = dotted.substr(start);
+  if (!m.hasattr(*leaf)) throw Error("no parameter " + dotted);
+  return m;
+}
+
+void set_parameter(torch::jit::Module& model, const std::string& name, const at::Tensor& value) {
+  std::string leaf;
+  torch::jit::Module owner = submodule(model, name, &leaf);
+  owner.register_parameter(leaf, value, /*is_buffer=*/false);
+}
+
+nlohmann::json layer_json(const QuantizedLayer& l) {
+  return {{"name", l.name}, {"shape", l.shape}, {"k", l.k}, {"d", l.d}, {"code_bits", l.code_bits}, {"method", l.method}};
+}
+
+}  // namespace
+
+std::string architecture_without(const torch::jit::Module& model, const std::vector<QuantizedLayer>& layers) {
+  torch::jit::Module copy = model.clone();
+  for (const auto& l : layers) set_parameter(copy, l.name, at::empty({0}));
+  std::ostringstream out;
+  copy.save(out);
+  return out.str();
+}
+
+SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
+  nlohmann::json meta;
+  meta["format"] = {{"name", "vimvq-packed"}, {"major", kMajorVersion}, {"minor", kMinorVersion}};
+  meta["provenance"] = c.provenance;
+  meta["layers"] = nlohmann::json::array();
+  for (const auto& l : c.layers) meta["layers"].push_back(layer_json(l));
+  const std::string meta_text = meta.dump();
+
+  std::string out;
+  out.append(kMagic, sizeof kMagic);
+  put<uint16_t>(out, kMajorVersion);
+  put<uint16_t>(out, kMinorVersion);
+  put<uint32_t>(out, static_cast<uint32_t>(2 + 2 * c.layers.size()));
+  put<uint32_t>(out, crc32_of(out.data(), out.size()));
+  SizeBreakdown size;
+  add_section(out, kTagMeta, meta_text);
+  size.metadata_bytes = static_cast<int64_t>(meta_text.size());
+  add_section(out, kTagArch, c.architecture);
+  size.architecture_bytes = static_cast<int64_t>(c.architecture.size());
+  for (const auto& l : c.layers) {
+    if (l.codebook.size(0) != l.k || l.codebook.size(1) != l.d) throw Error(path + ": codebook of " + l.name + " is not k x d");
+    if (l.k > (int64_t{1} << l.code_bits)) throw Error(path + ": " + l.name + ": k does not fit its code bits");
+    const std::string book = fp16_bytes(l.codebook);
+    const auto packed = vq::pack_codes(l.codes, l.code_bits);
+    add_section(out, kTagBook, book);
+    add_section(out, kTagCode, std::string(packed.begin(), packed.end()));
+    size.codebook_bytes += static_cast<int64_t>(book.size());
+    size.code_bytes += static_cast<int64_t>(packed.size());
+  }
+  size.file_bytes = static_cast<int64_t>(out.size());
+  write_file_atomically(path, out);
+  return size;
+}
+
+bool is_packed_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof kMagic] = {};
+  return in.read(magic, sizeof magic) && std::memcmp(magic, kMagic, sizeof kMagic) == 0;
+}
+
+PackedCheckpoint read_packed(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open");
+  in.seekg(0, std::ios::end);
+  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  auto fail = [&](const std::string& problem) { return Error(path + ": " + problem); };
+  if (file_size < kHeaderSize) throw fail("truncated packed checkpoint (no complete header)");
+  uint8_t header[kHeaderSize];
+  in.read(reinterpret_cast<char*>(header), kHeaderSize);
+  if (std::memcmp(header, kMagic, sizeof kMagic) != 0) throw fail("not a vimvq packed checkpoint (bad magic)");
+  const uint16_t major = get<uint16_t>(header + 8);
+  if (major != kMajorVersion) {
+    throw fail("packed format version " + std::to_string(major) + "." + std::to_string(get<uint16_t>(header + 10)) +
+               " is not readable by this vimvq (reads " + std::to_string(kMajorVersion) + ".x)");
+  }
+  if (crc32_of(header, kHeaderSize - 4) != get<uint32_t>(header + kHeaderSize - 4)) throw fail("header checksum mismatch");
+  const uint32_t sections = get<uint32_t>(header + 12);
+  if (sections < 2 || sections > kMaxSections || sections % 2 != 0) throw fail("implausible section count");
+
+  uint64_t offset = kHeaderSize;
+  auto read_section = [&](uint32_t want_tag, const char* what) {
+    if (file_size - offset < kSectionHeaderSize) throw fail(std::string("truncated before the ") + what + " section");
+    uint8_t sh[kSectionHeaderSize];
+    in.read(reinterpret_cast<char*>(sh), kSectionHeaderSize);
+    const uint32_t tag = get<uint32_t>(sh), crc = get<uint32_t>(sh + 4);
+    const uint64_t length = get<uint64_t>(sh + 8);
+    if (tag != want_tag) throw fail(std::string("expected the ") + what + " section, found another");
+    offset += kSectionHeaderSize;
+    if (length > file_size - offset) {
+      throw fail(std::string("truncated ") + what + " section (" + std::to_string(length) + " bytes declared, " +
+                 std::to_string(file_size - offset) + " left)");
+    }
+    std::string payload(length, '\0');  // bounded by the file size checked above
+    in.read(payload.data(), static_cast<std::streamsize>(length));
+    if (!in) throw fail(std::string("read error in the ") + what + " section");
+    if (crc32_of(payload.data(), payload.size()) != crc) throw fail(std::string("checksum mismatch in the ") + what + " section");
+    offset += length;
+    return payload;
+  };
+
+  PackedCheckpoint c;
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_section(kTagMeta, "metadata"));
+  } catch (const nlohmann::json::exception& e) {
+    throw fail(std::string("metadata is not JSON: ") + e.what());
+  }
+  c.architecture = read_section(kTagArch, "architecture");
+  try {
+    c.provenance = meta.at("provenance");
+    const auto& layers = meta.at("layers");
+    if (2 + 2 * layers.size() != sections) throw fail("layer table and section count disagree");
+    for (const auto& lj : layers) {
+      QuantizedLayer l;
+      l.name = lj.at("name").get<std::string>();
+      l.shape = lj.at("shape").get<std::vector<int64_t>>();
+      l.k = lj.at("k").get<int64_t>();
+      l.d = lj.at("d").get<int>();
+      l.code_bits = lj.at("code_bits").get<int>();
+      l.method = lj.at("method").get<std::string>();
+      int64_t numel = 1;
+      for (auto s : l.shape) {
+        if (s < 0 || s > (int64_t{1} << 32)) throw fail(l.name + ": implausible shape");
+        numel *= s;
+      }
+      if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 || l.k > (int64_t{1} << l.code_bits)) {
+        throw fail(l.name + ": implausible k, d or code bits");
+      }
+      const std::string book = read_section(kTagBook, "codebook");
+      if (book.size() != static_cast<size_t>(l.k * l.d * 2)) throw fail(l.name + ": codebook size does not match k x d");
+      at::Tensor half = at::empty({l.k, l.d}, at::kHalf);
+      std::memcpy(half.data_ptr(), book.data(), book.size());
+      l.codebook = half.to(at::kFloat);
+      const std::string codes = read_section(kTagCode, "codes");
+      const int64_t n_sub = (numel + l.d - 1) / l.d;
+      if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits)) {
+        throw fail(l.name + ": packed codes size does not match its shape");
+      }
+      l.codes = vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
+      for (auto code : l.codes) {
+        if (code >= l.k) throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) + ")");
+      }
+      c.layers.push_back(std::move(l));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw fail(std::string("metadata: ") + e.what());
+  }
+  if (offset != file_size) throw fail("trailing bytes after the last section");
+  return c;
+}
+
+torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
+  std::istringstream arch(c.architecture);
+  torch::jit::Module model;
+  try {
+    model = torch::jit::load(arch, device);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw Error("packed architecture does not load: " + what.substr(0, what.find('\n')));
+  }
+  for (const auto& l : c.layers) {
+    const at::Tensor codes = at::tensor(l.codes, at::kLong);
+    const at::Tensor weight = vq::from_subvectors(l.codebook.index_select(0, codes), l.shape).contiguous();
+    set_parameter(model, l.name, weight.to(device));
+  }
+  model.eval();
+  return model;
+}
+
+}  // namespace vimvq::format
