@@ -9,7 +9,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libjpeg62-turbo-dev libpng-dev
-  python3-torch python3-torchvision python3-numpy python3-pil
+  python3-torch python3-torchvision python3-numpy python3-pil python3-faiss
   dataset-fashion-mnist
 )
 
