@@ -60,12 +60,14 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
     for i, layer in enumerate(meta["layers"]):
         book_raw, code_raw = sections[2 + 2 * i][1], sections[3 + 2 * i][1]
         k, d, bits, shape = layer["k"], layer["d"], layer["code_bits"], layer["shape"]
-        codebook = torch.from_numpy(np.frombuffer(book_raw, dtype="<f2").reshape(k, d).astype(np.float32))
+        groups = layer.get("groups", 1)
+        codebook = torch.from_numpy(np.frombuffer(book_raw, dtype="<f2").reshape(groups * k, d).astype(np.float32))
         numel = int(np.prod(shape))
         n_sub = -(-numel // d)
         codes = unpack_codes(code_raw, n_sub, bits)
         if codes.max(initial=0) >= k:
             raise PackedFormatError(f"{path}: {layer['name']}: code out of range")
-        weight = codebook[torch.from_numpy(codes)].reshape(-1)[:numel].reshape(shape)
+        index = np.arange(n_sub) // (n_sub // groups) * k + codes  # per-group codebooks (rtn: per row)
+        weight = codebook[torch.from_numpy(index)].reshape(-1)[:numel].reshape(shape)
         state[layer["name"]] = weight
     return state, meta["provenance"], arch

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vimvq::cli {
 
@@ -29,7 +30,32 @@ struct InspectOptions {
   int threads = 0;
 };
 
+struct QuantizeOptions {
+  std::string model;
+  std::string calib;
+  std::string output;
+  std::optional<int> bits;
+  std::optional<std::string> method;
+  bool no_hull_update = false;
+  bool no_incremental = false;
+  std::optional<std::string> config;
+  std::vector<std::string> sets;  // key=value
+  std::vector<std::string> include, exclude;
+  int calib_size = 256;
+  std::optional<int> batch_size;
+  std::optional<int> iters;
+  std::optional<uint64_t> seed;
+  std::string device = "cpu";
+  int threads = 0;
+  std::optional<std::string> eval_data;
+  int eval_batch_size = 100;
+  int64_t eval_limit = 0;
+  std::optional<std::string> report;
+  bool dry_run = false;
+};
+
 int run_eval(const EvalOptions& options);
+int run_quantize(const QuantizeOptions& options);
 int run_inspect(const InspectOptions& options);
 
 }  // namespace vimvq::cli

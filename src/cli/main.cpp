@@ -32,6 +32,30 @@ int main(int argc, char** argv) {
   ev->add_option("--on-bad-image", eval.on_bad_image, "fail or skip (skips are counted in the report)")
       ->capture_default_str();
 
+  QuantizeOptions quant;
+  auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
+  qu->add_option("model", quant.model, "TorchScript model")->required();
+  qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")->required();
+  qu->add_option("-o,--output", quant.output, "packed checkpoint to write (.vqpk)")->required();
+  qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)");
+  qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans or rtn");
+  qu->add_flag("--no-hull-update", quant.no_hull_update, "ablation: keep every hull fixed");
+  qu->add_flag("--no-incremental", quant.no_incremental, "ablation: harden every code at once at the end");
+  qu->add_option("--config", quant.config, "JSON file of parameters (configs/)");
+  qu->add_option("--set", quant.sets, "override a parameter: key=value (repeatable)");
+  qu->add_option("--include", quant.include, "only layers matching these patterns (glob or substring)");
+  qu->add_option("--exclude", quant.exclude, "skip layers matching these patterns");
+  qu->add_option("--calib-size", quant.calib_size, "calibration images (seeded subset)")->capture_default_str();
+  qu->add_option("--batch-size", quant.batch_size, "calibration images per optimisation step");
+  qu->add_option("--iters", quant.iters, "optimisation steps per block");
+  qu->add_option("--seed", quant.seed, "seed for subsets, k-means and batches");
+  qu->add_option("--device", quant.device, "cpu, cuda or cuda:N")->capture_default_str();
+  qu->add_option("--threads", quant.threads, "threads (0: all cores)");
+  qu->add_option("--eval-data", quant.eval_data, "labelled folder: report full-precision and quantized accuracy");
+  qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
+  qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
+  qu->add_flag("--dry-run", quant.dry_run, "print sizes and bits only");
+
   InspectOptions inspect;
   auto* in = app.add_subcommand("inspect", "metadata, quantizable layers, outliers, packed sizes");
   in->add_option("model", inspect.model, "TorchScript model")->required();
@@ -43,6 +67,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   try {
     if (*ev) return run_eval(eval);
+    if (*qu) return run_quantize(quant);
     if (*in) return run_inspect(inspect);
   } catch (const vimvq::Error& e) {
     std::fprintf(stderr, "vimvq: error: %s\n", e.what());

@@ -78,7 +78,8 @@ void set_parameter(torch::jit::Module& model, const std::string& name, const at:
 }
 
 nlohmann::json layer_json(const QuantizedLayer& l) {
-  return {{"name", l.name}, {"shape", l.shape}, {"k", l.k}, {"d", l.d}, {"code_bits", l.code_bits}, {"method", l.method}};
+  return {{"name", l.name}, {"shape", l.shape},         {"k", l.k},           {"d", l.d},
+          {"groups", l.groups}, {"code_bits", l.code_bits}, {"method", l.method}};
 }
 
 }  // namespace
@@ -111,7 +112,9 @@ SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
   add_section(out, kTagArch, c.architecture);
   size.architecture_bytes = static_cast<int64_t>(c.architecture.size());
   for (const auto& l : c.layers) {
-    if (l.codebook.size(0) != l.k || l.codebook.size(1) != l.d) throw Error(path + ": codebook of " + l.name + " is not k x d");
+    if (l.codebook.size(0) != l.groups * l.k || l.codebook.size(1) != l.d) {
+      throw Error(path + ": codebook of " + l.name + " is not (groups * k) x d");
+    }
     if (l.k > (int64_t{1} << l.code_bits)) throw Error(path + ": " + l.name + ": k does not fit its code bits");
     const std::string book = fp16_bytes(l.codebook);
     const auto packed = vq::pack_codes(l.codes, l.code_bits);
@@ -192,6 +195,7 @@ PackedCheckpoint read_packed(const std::string& path) {
       l.d = lj.at("d").get<int>();
       l.code_bits = lj.at("code_bits").get<int>();
       l.method = lj.at("method").get<std::string>();
+      l.groups = lj.value("groups", int64_t{1});
       int64_t numel = 1;
       for (auto s : l.shape) {
         if (s < 0 || s > (int64_t{1} << 32)) throw fail(l.name + ": implausible shape");
@@ -200,13 +204,16 @@ PackedCheckpoint read_packed(const std::string& path) {
       if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 || l.k > (int64_t{1} << l.code_bits)) {
         throw fail(l.name + ": implausible k, d or code bits");
       }
+      const int64_t n_sub = (numel + l.d - 1) / l.d;
+      if (l.groups < 1 || l.groups > n_sub || n_sub % l.groups != 0) throw fail(l.name + ": implausible codebook groups");
       const std::string book = read_section(kTagBook, "codebook");
-      if (book.size() != static_cast<size_t>(l.k * l.d * 2)) throw fail(l.name + ": codebook size does not match k x d");
-      at::Tensor half = at::empty({l.k, l.d}, at::kHalf);
+      if (book.size() != static_cast<size_t>(l.groups * l.k * l.d * 2)) {
+        throw fail(l.name + ": codebook size does not match groups x k x d");
+      }
+      at::Tensor half = at::empty({l.groups * l.k, l.d}, at::kHalf);
       std::memcpy(half.data_ptr(), book.data(), book.size());
       l.codebook = half.to(at::kFloat);
       const std::string codes = read_section(kTagCode, "codes");
-      const int64_t n_sub = (numel + l.d - 1) / l.d;
       if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits)) {
         throw fail(l.name + ": packed codes size does not match its shape");
       }
@@ -223,6 +230,13 @@ PackedCheckpoint read_packed(const std::string& path) {
   return c;
 }
 
+at::Tensor dequantize_layer(const QuantizedLayer& l) {
+  const int64_t n_sub = static_cast<int64_t>(l.codes.size());
+  const at::Tensor group = at::arange(n_sub, at::kLong).floor_divide(n_sub / l.groups);
+  const at::Tensor index = group * l.k + at::tensor(l.codes, at::kLong);
+  return vq::from_subvectors(l.codebook.to(at::kHalf).to(at::kFloat).index_select(0, index), l.shape).contiguous();
+}
+
 torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
   std::istringstream arch(c.architecture);
   torch::jit::Module model;
@@ -232,11 +246,7 @@ torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& devi
     const std::string what = e.what_without_backtrace();
     throw Error("packed architecture does not load: " + what.substr(0, what.find('\n')));
   }
-  for (const auto& l : c.layers) {
-    const at::Tensor codes = at::tensor(l.codes, at::kLong);
-    const at::Tensor weight = vq::from_subvectors(l.codebook.index_select(0, codes), l.shape).contiguous();
-    set_parameter(model, l.name, weight.to(device));
-  }
+  for (const auto& l : c.layers) set_parameter(model, l.name, dequantize_layer(l).to(device));
   model.eval();
   return model;
 }

@@ -71,6 +71,14 @@ std::pair<at::Tensor, at::Tensor> VimModel::block(int index, const at::Tensor& h
   return as_pair(blocks_.at(index).forward({hidden, residual}), path_ + ": block forward");
 }
 
+std::map<std::string, at::Tensor> VimModel::layer_inputs(int index, const at::Tensor& hidden,
+                                                       const at::Tensor& residual) {
+  const c10::IValue out = blocks_.at(index).get_method("layer_inputs")({hidden, residual});
+  std::map<std::string, at::Tensor> inputs;
+  for (const auto& item : out.toGenericDict()) inputs.emplace(item.key().toStringRef(), item.value().toTensor());
+  return inputs;
+}
+
 at::Tensor VimModel::head(const at::Tensor& hidden, const at::Tensor& residual) {
   return module_.get_method("forward_head")({hidden, residual}).toTensor();
 }

@@ -7,17 +7,25 @@
 
 namespace vimvq::vq {
 
-at::Tensor rtn_quantize(const at::Tensor& weight, int bits) {
+RtnResult rtn_codes(const at::Tensor& weight, int bits) {
   if (bits < 1 || bits > 16) throw Error("rtn: bits must be in 1..16");
   const at::Tensor w = weight.reshape({weight.size(0), -1}).to(at::kFloat);
-  const double levels = static_cast<double>((int64_t{1} << bits) - 1);
+  const double top = static_cast<double>((int64_t{1} << bits) - 1);
   const at::Tensor lo = std::get<0>(w.min(1, true)), hi = std::get<0>(w.max(1, true));
-  const at::Tensor flat = (hi - lo) == 0;
-  const at::Tensor scale = at::where(flat, at::ones_like(lo), (hi - lo) / levels);
+  const at::Tensor flat = (hi - lo) == 0;  // constant rows: every level is the constant
+  const at::Tensor scale = at::where(flat, at::ones_like(lo), (hi - lo) / top);
   const at::Tensor zero = (-lo / scale).round();
-  const at::Tensor q = (w / scale).round().add(zero).clamp(0, levels);
-  const at::Tensor deq = (q - zero) * scale;
-  return at::where(flat, w, deq).view(weight.sizes()).to(weight.dtype());
+  const at::Tensor q = at::where(flat, at::zeros_like(w), (w / scale).round().add(zero).clamp(0, top));
+  const at::Tensor steps = at::arange(top + 1, w.options()).unsqueeze(0);
+  RtnResult r;
+  r.levels = at::where(flat, lo.expand({w.size(0), steps.size(1)}), (steps - zero) * scale);
+  r.codes = q.to(at::kLong).reshape({-1});
+  return r;
+}
+
+at::Tensor rtn_quantize(const at::Tensor& weight, int bits) {
+  const RtnResult r = rtn_codes(weight, bits);
+  return r.levels.gather(1, r.codes.view({weight.size(0), -1})).view(weight.sizes()).to(weight.dtype());
 }
 
 VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance, int d, const KMeansParams& params) {

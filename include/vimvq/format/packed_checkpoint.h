@@ -24,9 +24,15 @@ struct QuantizedLayer {
   int d = 0;                   // sub-vector length
   int code_bits = 0;           // bits per packed code: ceil(log2 k)
   std::string method;
-  at::Tensor codebook;         // (k, d); stored as fp16
-  std::vector<int64_t> codes;  // n_sub = ceil(numel / d) codes in [0, k)
+  // Codebooks: one shared by the layer (groups = 1, VQ), or one per equal run of consecutive
+  // sub-vectors (rtn: groups = rows, d = 1, k = 2^bits levels per row).
+  int64_t groups = 1;
+  at::Tensor codebook;         // (groups * k, d); stored as fp16
+  std::vector<int64_t> codes;  // n_sub = ceil(numel / d) codes in [0, k), of group j / (n_sub / groups)
 };
+
+// codebook[group * k + code], flattened, cut to numel and reshaped: the layer's weight.
+at::Tensor dequantize_layer(const QuantizedLayer& layer);
 
 struct PackedCheckpoint {
   nlohmann::json provenance;       // tool, bits, method, hyper-parameters, seed, timings...

@@ -3,6 +3,7 @@
 // hard-codes a layer: everything it needs comes through these methods and the metadata.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ class VimModel {
   std::vector<LayerInfo> quantizable_layers() const;
   int64_t num_parameters() const;
   torch::jit::Module& module() { return module_; }
+  torch::jit::Module& block_module(int index) { return blocks_.at(index); }
+  // Inputs of each quantizable linear layer of block `index`, by name relative to the block.
+  std::map<std::string, at::Tensor> layer_inputs(int index, const at::Tensor& hidden, const at::Tensor& residual);
   const c10::Device& device() const { return device_; }
 
  private:

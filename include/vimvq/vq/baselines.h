@@ -12,6 +12,12 @@ namespace vimvq::vq {
 // w' = (q - zero) * scale. Rows with max == min are kept exactly.
 at::Tensor rtn_quantize(const at::Tensor& weight, int bits);
 
+struct RtnResult {
+  at::Tensor levels;  // (rows, 2^bits): the dequantized value of each level, per row
+  at::Tensor codes;   // (numel) int64 level indices, row-major
+};
+RtnResult rtn_codes(const at::Tensor& weight, int bits);
+
 struct VqResult {
   at::Tensor codebook;  // (k, d)
   at::Tensor codes;     // (n_sub)
