@@ -321,13 +321,22 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
             return job.quantizer->confirm_to_fraction(p.stage_fractions[s], order_of(p)).truncation_error;
           });
         }
-        if (step + 1 == main_steps) {  // whatever is still free is hardened now
+        if (step + 1 == main_steps && confirmed_share() < 1.0) {  // whatever is still free is hardened now
           confirm_with_report(step + 1, [&](Job& job) {
             job.quantizer->codebook().requires_grad_(true);
             return job.quantizer->confirm_all().truncation_error;
           });
         }
       }
+    }
+    {
+      int64_t confirmed = 0, total = 0;
+      for (auto& job : jobs) {
+        if (!job.quantizer) continue;
+        confirmed += job.quantizer->num_confirmed();
+        total += job.quantizer->num_subvectors();
+      }
+      br.confirmed_fraction = total ? static_cast<double>(confirmed) / total : 1.0;
     }
     for (auto& job : jobs) finalize_job(job, p);
     br.loss_final = block_loss(m, b, q, target.hidden, n_images);

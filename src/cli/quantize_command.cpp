@@ -235,8 +235,8 @@ int run_quantize(const QuantizeOptions& o) {
                        {"method", p.method},
                        {"params", calib::to_json(p)},
                        {"seed", p.seed},
-                       {"calibration", {{"images", images.size(0)}, {"list_hash_fnv1a64", list_hash}}},
-                       {"calibration_seconds", result.seconds}};
+                       {"calibration", {{"images", images.size(0)}, {"list_hash_fnv1a64", list_hash}}}};
+  // Timings stay in the report: the packed file is byte-identical for the same inputs and seed.
   const auto sizes = format::write_packed(o.output, packed);
   try {
     return finish_quantize(o, p, model, result, sizes, images.size(0), list_hash, threads, device, t_start);
@@ -295,6 +295,7 @@ int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p,
                       {"truncation_error", c.truncation_error}});
     }
     r["blocks"].push_back({{"index", b.index},
+                           {"confirmed_fraction", b.confirmed_fraction},
                            {"loss_init", b.loss_init},
                            {"loss_final", b.loss_final},
                            {"seconds", b.seconds},

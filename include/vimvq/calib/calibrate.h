@@ -37,6 +37,7 @@ struct BlockReport {
   int index = 0;
   double loss_init = 0;   // block loss with the initial hard weights (k-means / rtn)
   double loss_final = 0;  // with the final hard weights
+  double confirmed_fraction = 0;  // share of the block's sub-vectors hard-assigned at the end (1)
   double seconds = 0;
   std::vector<Confirmation> confirmations;
 };

@@ -1,0 +1,131 @@
+"""End-to-end `vimvq quantize` on the tiny committed model, and its error cases."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from helpers import REPO
+from vimlib.packed import read_packed
+
+BINARY = os.environ.get("VIMVQ_BINARY", os.path.join(REPO, "build", "vimvq"))
+MICRO = os.path.join(REPO, "tests", "data", "vim_micro.pt")
+IMAGES = os.path.join(REPO, "tests", "data", "images")
+PHOTOS = ["rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png", "astronaut_rgba.png",
+          "coffee_palette.png", "camera_gray.png"]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
+class Quantize(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls.tmp.name
+        # 7 classes x 3 images: labelled for --eval-data, and (nested) calibration images.
+        cls.data = os.path.join(cls.dir, "data")
+        for c in range(7):
+            os.makedirs(os.path.join(cls.data, f"class{c}"))
+            for j in range(3):
+                name = PHOTOS[(c + j) % len(PHOTOS)]
+                shutil.copy(os.path.join(IMAGES, name), os.path.join(cls.data, f"class{c}", f"{j}_{name}"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def quantize(self, *args, output=None):
+        output = output or os.path.join(self.dir, "out.vqpk")
+        cmd = [BINARY, "quantize", MICRO, self.data, "-o", output, "--threads", "2", "--calib-size", "16",
+               "--iters", "24", "--batch-size", "8", "--set", "hull_update_every=4"] + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600), output
+
+    def test_vimvq_end_to_end(self):
+        report = os.path.join(self.dir, "report.json")
+        r, out = self.quantize("--bits", "2", "--eval-data", self.data, "--report", report)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rep = read_json(report)
+        for key in ("model", "params", "layers", "blocks", "size", "accuracy", "timing", "peak_memory_mb",
+                    "calibration"):
+            self.assertIn(key, rep)
+        for key in ("full_precision", "quantized", "top1_agreement", "mean_kl"):
+            self.assertIn(key, rep["accuracy"])
+        self.assertEqual(len(rep["layers"]), 18)
+        for block in rep["blocks"]:
+            self.assertEqual(block["confirmed_fraction"], 1.0)
+            self.assertLessEqual(block["loss_final"], block["loss_init"])
+            self.assertGreaterEqual(len(block["confirmations"]), 4)  # one per stage
+        self.assertTrue(os.path.exists(report[:-5] + ".md"))
+        self.assertIn("[block  3/3]", r.stderr + r.stdout)
+        # The packed file evaluates directly and its size is what the report says.
+        self.assertEqual(os.path.getsize(out), rep["size"]["packed_bytes"])
+        ev = subprocess.run([BINARY, "eval", out, "--data", self.data, "--reference", MICRO], capture_output=True,
+                            text=True, timeout=300)
+        self.assertEqual(ev.returncode, 0, ev.stderr)
+        self.assertIn("agreement", ev.stdout)
+        state, provenance, _ = read_packed(out)
+        self.assertEqual(provenance["method"], "vimvq")
+        self.assertEqual(provenance["params"]["bits"], 2)
+
+    def test_same_seed_same_bytes(self):
+        a = self.quantize("--seed", "7", output=os.path.join(self.dir, "a.vqpk"))
+        b = self.quantize("--seed", "7", output=os.path.join(self.dir, "b.vqpk"))
+        c = self.quantize("--seed", "8", output=os.path.join(self.dir, "c.vqpk"))
+        for r, _ in (a, b, c):
+            self.assertEqual(r.returncode, 0, r.stderr)
+        with open(a[1], "rb") as fa, open(b[1], "rb") as fb, open(c[1], "rb") as fc:
+            da, db, dc = fa.read(), fb.read(), fc.read()
+        self.assertEqual(da, db)
+        self.assertNotEqual(da, dc)
+
+    def test_baselines_and_ablations_run(self):
+        for args in (["--method", "rtn", "--bits", "3"], ["--method", "kmeans", "--bits", "1"],
+                     ["--method", "vq4dit"], ["--no-hull-update", "--no-incremental"]):
+            report = os.path.join(self.dir, "r.json")
+            r, out = self.quantize(*args, "--report", report)
+            self.assertEqual(r.returncode, 0, f"{args}: {r.stderr}")
+            rep = read_json(report)
+            self.assertEqual(rep["params"]["method"], args[1] if args[0] == "--method" else "vimvq")
+            state, _, _ = read_packed(out)
+            self.assertIn("layers.2.mixer.out_proj.weight", state)
+
+    def test_include_exclude_and_dry_run(self):
+        report = os.path.join(self.dir, "inc.json")
+        r, out = self.quantize("--include", "*in_proj*", "--exclude", "layers.0.*", "--method", "kmeans", "--report",
+                               report)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([l["name"] for l in read_json(report)["layers"]],
+                         ["layers.1.mixer.in_proj.weight", "layers.2.mixer.in_proj.weight"])
+        dry_out = os.path.join(self.dir, "dry.vqpk")
+        r, _ = self.quantize("--dry-run", output=dry_out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("bpw", r.stdout)
+        self.assertFalse(os.path.exists(dry_out))
+
+    def assert_refused(self, needle, *args, calib=None, output=None):
+        output = output or os.path.join(self.dir, "refused.vqpk")
+        cmd = [BINARY, "quantize", MICRO, calib or self.data, "-o", output, "--iters", "2"] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(needle, r.stderr)
+        self.assertFalse(os.path.exists(output))
+
+    def test_errors(self):
+        empty = os.path.join(self.dir, "empty")
+        os.makedirs(empty, exist_ok=True)
+        self.assert_refused("empty", calib=empty)
+        self.assert_refused("no such folder", calib=os.path.join(self.dir, "missing"))
+        self.assert_refused("--bits 5", "--bits", "5")
+        self.assert_refused("--method 'gptq'", "--method", "gptq")
+        self.assert_refused("matches", "--include", "nothing_like_this")
+        self.assert_refused("does not exist", output=os.path.join(self.dir, "no", "such", "dir", "x.vqpk"))
+        self.assert_refused("unknown parameter", "--set", "learning_rate=3")
+
+
+if __name__ == "__main__":
+    unittest.main()
