@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -106,6 +107,24 @@ class Quantize(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("bpw", r.stdout)
         self.assertFalse(os.path.exists(dry_out))
+
+    def test_every_config_parses(self):
+        configs = os.path.join(REPO, "configs")
+        for name in sorted(os.listdir(configs)):
+            r, _ = self.quantize("--dry-run", "--config", os.path.join(configs, name))
+            self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
+
+    def test_sweep_gate(self):
+        out = os.path.join(self.dir, "sweep")
+        cmd = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), MICRO, self.data, self.data, "--bits", "3",
+               "--methods", "kmeans", "vimvq", "--out", out, "--vimvq", BINARY, "--max-drop", "-1", "--",
+               "--calib-size", "8", "--iters", "8", "--threads", "2"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # a negative allowed drop always fails
+        self.assertIn("--max-drop", r.stderr)
+        with open(os.path.join(out, "sweep.csv")) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 3)
+        self.assertTrue(os.path.exists(os.path.join(out, "sweep.md")))
 
     def assert_refused(self, needle, *args, calib=None, output=None):
         output = output or os.path.join(self.dir, "refused.vqpk")
