@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--scan", choices=["native", "torch"], default="native")
-    ap.add_argument("--export-scan", choices=["native", "torch"], default="torch")
+    ap.add_argument("--export-scan", choices=["native", "torch"], default="native")
     ap.add_argument("--checkpoint", default="build/fmnist_train.ckpt")
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--out", default="tests/data/vim_fmnist.pt")

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -86,6 +87,19 @@ class Cli(unittest.TestCase):
                                "--predictions", p)
             self.assertEqual(r.returncode, 0, r.stderr)
             outs.append(read_text(p))
+        self.assertEqual(outs[0], outs[1])
+
+    def test_native_scan_models_run(self):
+        native = os.path.join(self.dir, "native.pt")
+        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "export.py"), "--config", "vim_micro",
+                            "--seed", "1", "-o", native], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outs = []
+        for model in (native, MICRO):  # MICRO: the same weights (seed 1) with the portable scan
+            p = os.path.join(self.dir, os.path.basename(model) + ".csv")
+            r = self.run_vimvq("eval", model, "--data", self.data, "--predictions", p)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append([row["pred1"] for row in read_csv(p)])
         self.assertEqual(outs[0], outs[1])
 
     def test_bad_image_fail_and_skip(self):

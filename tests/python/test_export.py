@@ -7,7 +7,7 @@ import unittest
 
 import torch
 
-from helpers import REPO
+from helpers import HAVE_NATIVE, REPO
 from vimlib.configs import get_config
 from vimlib.export import make_model
 
@@ -34,7 +34,7 @@ class ExportCommand(unittest.TestCase):
     def test_checkpoint_round_trip(self):
         ckpt = self.save_checkpoint(self.state)
         out = os.path.join(self.dir, "m.pt")
-        r = self.export("--config", "vim_micro", "--checkpoint", ckpt, "-o", out)
+        r = self.export("--config", "vim_micro", "--checkpoint", ckpt, "-o", out, "--scan", "torch")
         self.assertEqual(r.returncode, 0, r.stderr)
         loaded = torch.jit.load(out)
         for k, v in loaded.state_dict().items():
@@ -42,6 +42,21 @@ class ExportCommand(unittest.TestCase):
         meta = json.loads(loaded.metadata())
         self.assertEqual(meta["source"]["kind"], "checkpoint")
         self.assertEqual(meta["scan"], "torch")
+
+    @unittest.skipUnless(HAVE_NATIVE, "libvimvq_ops.so not built")
+    def test_native_scan_is_the_default(self):
+        native, portable = os.path.join(self.dir, "n.pt"), os.path.join(self.dir, "p.pt")
+        self.assertEqual(self.export("--config", "vim_micro", "--seed", "2", "-o", native).returncode, 0)
+        self.assertEqual(self.export("--config", "vim_micro", "--seed", "2", "--scan", "torch", "-o", portable)
+                         .returncode, 0)
+        n, p = torch.jit.load(native), torch.jit.load(portable)
+        self.assertEqual(json.loads(n.metadata())["scan"], "native")
+        # The native file needs the operator library: a fresh interpreter without it cannot load it.
+        probe = "import sys, torch; torch.jit.load(sys.argv[1])"
+        self.assertNotEqual(subprocess.run([sys.executable, "-c", probe, native], capture_output=True).returncode, 0)
+        self.assertEqual(subprocess.run([sys.executable, "-c", probe, portable], capture_output=True).returncode, 0)
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        self.assertLessEqual((n(x) - p(x)).abs().max().item(), 1e-5)
 
     def test_random_init_is_seeded(self):
         a, b = os.path.join(self.dir, "a.pt"), os.path.join(self.dir, "b.pt")
