@@ -1,5 +1,8 @@
 """Shared set-up for the Python tests: import path, threads, and a float64 reference scan."""
+import csv
+import json
 import os
+import shutil
 import sys
 
 import torch
@@ -11,6 +14,35 @@ torch.set_num_threads(os.cpu_count() or 1)
 from vimlib.native import load_ops  # noqa: E402
 
 HAVE_NATIVE = load_ops(required=False)
+
+BINARY = os.environ.get("VIMVQ_BINARY", os.path.join(REPO, "build", "vimvq"))
+MICRO = os.path.join(REPO, "tests", "data", "vim_micro.pt")  # vim_micro, seed 1, portable scan
+IMAGES = os.path.join(REPO, "tests", "data", "images")
+PHOTOS = ["rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png", "astronaut_rgba.png",
+          "coffee_palette.png", "camera_gray.png"]
+
+
+def make_photo_folder(root, classes=7, per_class=2):
+    """An ImageFolder tree of the fixture photographs (vim_micro has 7 classes)."""
+    for c in range(classes):
+        os.makedirs(os.path.join(root, f"class{c}"))
+        for j in range(per_class):
+            name = PHOTOS[(c + j) % len(PHOTOS)]
+            shutil.copy(os.path.join(IMAGES, name), os.path.join(root, f"class{c}", f"{j}_{name}"))
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_json(path):
+    return json.loads(read_text(path))
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def reference_scan(u, delta, A, B, C, D, z, delta_bias):

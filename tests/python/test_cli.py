@@ -1,5 +1,4 @@
 """Runs the vimvq binary (path from VIMVQ_BINARY, set by CTest) on good and bad inputs."""
-import csv
 import json
 import os
 import shutil
@@ -10,28 +9,7 @@ import unittest
 
 import torch
 
-from helpers import REPO
-
-BINARY = os.environ.get("VIMVQ_BINARY", os.path.join(REPO, "build", "vimvq"))
-MICRO = os.path.join(REPO, "tests", "data", "vim_micro.pt")
-IMAGES = os.path.join(REPO, "tests", "data", "images")
-GOOD = ["rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png", "astronaut_rgba.png",
-        "coffee_palette.png", "camera_gray.png"]
-
-
-def read_text(path):
-    with open(path) as f:
-        return f.read()
-
-
-def read_json(path):
-    return json.loads(read_text(path))
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
+from helpers import BINARY, IMAGES, MICRO, PHOTOS, REPO, make_photo_folder, read_csv, read_json, read_text
 
 @unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
 class Cli(unittest.TestCase):
@@ -39,11 +17,7 @@ class Cli(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.data = os.path.join(self.dir, "data")
-        for c in range(7):  # the micro model has 7 classes: two images per class folder
-            os.makedirs(os.path.join(self.data, f"class{c}"))
-            for j in range(2):
-                name = GOOD[(c + j) % len(GOOD)]
-                shutil.copy(os.path.join(IMAGES, name), os.path.join(self.data, f"class{c}", f"{j}_{name}"))
+        make_photo_folder(self.data)
 
     def tearDown(self):
         self.tmp.cleanup()
@@ -121,7 +95,7 @@ class Cli(unittest.TestCase):
                           "nope: no such folder", outputs=[report])
         self.assert_error(self.run_vimvq("eval", MICRO, "--data", empty), "empty")
         os.makedirs(os.path.join(self.data, "class7"))
-        shutil.copy(os.path.join(IMAGES, GOOD[0]), os.path.join(self.data, "class7", "x.jpg"))
+        shutil.copy(os.path.join(IMAGES, PHOTOS[0]), os.path.join(self.data, "class7", "x.jpg"))
         self.assert_error(self.run_vimvq("eval", MICRO, "--data", self.data), "8 class folders", "7 classes")
         self.assert_error(self.run_vimvq("eval", MICRO, "--data", self.data, "--device", "tpu"), "unknown device")
         if not torch.cuda.is_available():

@@ -1,26 +1,12 @@
 """End-to-end `vimvq quantize` on the tiny committed model, and its error cases."""
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
 
-from helpers import REPO
+from helpers import BINARY, MICRO, REPO, make_photo_folder, read_json
 from vimlib.packed import read_packed
-
-BINARY = os.environ.get("VIMVQ_BINARY", os.path.join(REPO, "build", "vimvq"))
-MICRO = os.path.join(REPO, "tests", "data", "vim_micro.pt")
-IMAGES = os.path.join(REPO, "tests", "data", "images")
-PHOTOS = ["rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png", "astronaut_rgba.png",
-          "coffee_palette.png", "camera_gray.png"]
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
 
 @unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
 class Quantize(unittest.TestCase):
@@ -30,11 +16,7 @@ class Quantize(unittest.TestCase):
         cls.dir = cls.tmp.name
         # 7 classes x 3 images: labelled for --eval-data, and (nested) calibration images.
         cls.data = os.path.join(cls.dir, "data")
-        for c in range(7):
-            os.makedirs(os.path.join(cls.data, f"class{c}"))
-            for j in range(3):
-                name = PHOTOS[(c + j) % len(PHOTOS)]
-                shutil.copy(os.path.join(IMAGES, name), os.path.join(cls.data, f"class{c}", f"{j}_{name}"))
+        make_photo_folder(cls.data, per_class=3)
 
     @classmethod
     def tearDownClass(cls):
