@@ -27,21 +27,31 @@ from vimlib.native import load_ops  # noqa: E402
 from vimlib.scan import selective_scan_torch  # noqa: E402
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def inputs(batch, dim, length, n_state=16, groups=2, grad=False):
     g = torch.Generator().manual_seed(0)
     t = [torch.randn(batch, dim, length, generator=g) * 0.5, torch.randn(batch, dim, length, generator=g) * 0.5,
          -torch.rand(dim, n_state, generator=g) * 3 - 0.1, torch.randn(batch, groups, n_state, length, generator=g),
          torch.randn(batch, groups, n_state, length, generator=g), torch.randn(dim, generator=g),
          torch.randn(batch, dim, length, generator=g), torch.randn(dim, generator=g) * 0.3]
-    return [x.requires_grad_(grad) for x in t]
+    return [x.to(DEVICE).requires_grad_(grad) for x in t]
 
 
 def timed(fn, repeats):
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -92,12 +102,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--eval-images", type=int, default=1000)
+    ap.add_argument("--eval-images", type=int, default=1000, help="0: skip the whole-model comparison")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    print(f"threads: {set_threads(args.threads)}")
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    print(f"threads: {set_threads(args.threads)}, device: {DEVICE}")
     load_ops(required=True)
     bench_shapes(args.repeats)
-    bench_model(args.eval_images)
+    if args.eval_images:
+        bench_model(args.eval_images)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def main() -> int:
                            "train_seconds": train_seconds, "args": vars(args)}, args.checkpoint)
 
     model.train()
-    t_log, loss_sum, n_sum = time.time(), 0.0, 0
+    loss_sum, n_sum = 0.0, 0
     while step < total:
         epoch, pos = divmod(step, steps_per_epoch)
         # The permutation depends on (seed, epoch) only, so a resumed run sees the same batches.

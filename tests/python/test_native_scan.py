@@ -98,5 +98,25 @@ class NativeScan(unittest.TestCase):
         self.assert_close_relative(g_native, g_torch, "A_b_log grad through the scripted model", rtol=1e-4)
 
 
+CUDA = HAVE_NATIVE and torch.cuda.is_available()
+
+
+@unittest.skipUnless(CUDA, "no CUDA device or the operator library was built without CUDA")
+class NativeScanCuda(unittest.TestCase):
+    def test_matches_cpu(self):
+        for shape in [(2, 64, 50, 16, 2), (3, 768, 197, 16, 2), (1, 8, 1, 16, 1), (2, 6, 33, 3, 2)]:
+            args = random_scan_inputs(*shape, seed=4)
+            weight = torch.randn(shape[0], shape[1], shape[2], generator=torch.Generator().manual_seed(5))
+            cpu = forward_backward(native, args, weight)
+            gpu = forward_backward(native, [a.cuda() for a in args], weight.cuda())
+            for name, c, g in zip(["out"] + NAMES, cpu, gpu):
+                scale = c.abs().max().item() or 1.0
+                self.assertLessEqual((g.cpu() - c).abs().max().item() / scale, 1e-5, f"{name} {shape}")
+
+    def test_gradcheck_float64(self):
+        args = [a.cuda().requires_grad_() for a in random_scan_inputs(2, 4, 6, 4, 2, dtype=torch.float64, seed=9)]
+        self.assertTrue(torch.autograd.gradcheck(native, args, eps=1e-6, atol=1e-6))
+
+
 if __name__ == "__main__":
     unittest.main()

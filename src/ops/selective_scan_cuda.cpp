@@ -1,0 +1,69 @@
+// CUDA kernels of torch.ops.vimvq.selective_scan (built only when LibTorch has CUDA and nvcc is
+// found). Checks and layouts here; the kernels are in selective_scan_cuda.cu.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "src/ops/selective_scan_cuda_kernels.h"
+#include "vimvq/ops/selective_scan.h"
+
+namespace vimvq::ops {
+namespace {
+
+cuda::ScanDims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
+  return {u.size(0), u.size(1), u.size(2), A.size(1), B.size(1)};
+}
+
+at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
+
+at::Tensor forward_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                        const at::Tensor& C, const at::Tensor& D, const at::Tensor& z, const at::Tensor& delta_bias) {
+  check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
+  const c10::cuda::CUDAGuard guard(u.device());
+  auto uc = u.contiguous(), deltac = delta.contiguous(), Ac = A.contiguous(), zc = z.contiguous();
+  auto Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous(), biasc = delta_bias.contiguous();
+  auto out = at::empty_like(uc);
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward_cuda", [&] {
+    cuda::scan_forward<scalar_t>(dims_of(u, A, B), uc.data_ptr<scalar_t>(), deltac.data_ptr<scalar_t>(),
+                                 Ac.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(),
+                                 Dc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(), biasc.data_ptr<scalar_t>(),
+                                 out.data_ptr<scalar_t>(), stream);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tensor& u, const at::Tensor& delta,
+                                      const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
+                                      const at::Tensor& D, const at::Tensor& z, const at::Tensor& delta_bias) {
+  check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
+  const c10::cuda::CUDAGuard guard(u.device());
+  const auto s = dims_of(u, A, B);
+  auto g = grad_out.contiguous(), uc = u.contiguous(), deltac = delta.contiguous(), Ac = A.contiguous();
+  auto zc = z.contiguous(), Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous();
+  auto biasc = delta_bias.contiguous();
+  auto states = at::empty({s.batch * s.dim * s.length * s.n_state}, uc.options());
+  auto du = at::empty_like(uc), ddelta = at::empty_like(uc), dz = at::empty_like(uc);
+  auto dA = at::zeros_like(Ac), dBt = at::zeros_like(Bt), dCt = at::zeros_like(Ct);
+  auto dD = at::zeros_like(Dc), dbias = at::zeros_like(biasc);
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cuda", [&] {
+    cuda::scan_backward<scalar_t>(
+        s, g.data_ptr<scalar_t>(), uc.data_ptr<scalar_t>(), deltac.data_ptr<scalar_t>(), Ac.data_ptr<scalar_t>(),
+        Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(), Dc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
+        biasc.data_ptr<scalar_t>(), states.data_ptr<scalar_t>(), du.data_ptr<scalar_t>(),
+        ddelta.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(), dBt.data_ptr<scalar_t>(), dCt.data_ptr<scalar_t>(),
+        dD.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(), dbias.data_ptr<scalar_t>(), stream);
+  });
+  return {du, ddelta, dA, dBt.transpose(2, 3).contiguous(), dCt.transpose(2, 3).contiguous(), dD, dz, dbias};
+}
+
+}  // namespace
+}  // namespace vimvq::ops
+
+TORCH_LIBRARY_IMPL(vimvq, CUDA, m) {
+  m.impl("selective_scan", &vimvq::ops::forward_cuda);
+  m.impl("selective_scan_backward", &vimvq::ops::backward_cuda);
+}

@@ -1,0 +1,149 @@
+// CUDA kernels of the selective scan: one thread per (batch, channel), sequential over L with the
+// N states in registers, as the CPU kernels. The backward pass keeps the forward states in a
+// scratch buffer and accumulates the shared gradients (B, C over channels; A, D, delta_bias over
+// the batch) with atomics, so GPU results are not bit-reproducible across runs (CPU ones are).
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "src/ops/selective_scan_cuda_kernels.h"
+
+namespace vimvq::ops::cuda {
+namespace {
+
+constexpr int kMaxState = 64;
+constexpr int kThreads = 128;
+
+template <typename T>
+__device__ T softplus(T x) {
+  return x > T(20) ? x : log1p(exp(x));
+}
+
+template <typename T>
+__device__ T sigmoid(T x) {
+  return T(1) / (T(1) + exp(-x));
+}
+
+template <typename T>
+__global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
+                               const T* z, const T* bias, T* out, T* states) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= s.batch * s.dim) return;
+  const int64_t b = i / s.dim, d = i % s.dim, L = s.length, N = s.n_state;
+  const int64_t g = d / (s.dim / s.groups);
+  const T* bt = B + (b * s.groups + g) * L * N;
+  const T* ct = C + (b * s.groups + g) * L * N;
+  const T* a = A + d * N;
+  const int64_t row = i * L;
+  T h[kMaxState];
+  for (int n = 0; n < N; ++n) h[n] = T(0);
+  for (int64_t t = 0; t < L; ++t) {
+    const T dt = softplus(delta[row + t] + bias[d]);
+    const T ut = u[row + t];
+    T y = T(0);
+    for (int n = 0; n < N; ++n) {
+      h[n] = exp(dt * a[n]) * h[n] + dt * ut * bt[t * N + n];
+      y += h[n] * ct[t * N + n];
+    }
+    if (states != nullptr) {
+      for (int n = 0; n < N; ++n) states[(row + t) * N + n] = h[n];
+    }
+    if (out != nullptr) {
+      const T zt = z[row + t];
+      out[row + t] = (y + D[d] * ut) * zt * sigmoid(zt);
+    }
+  }
+}
+
+template <typename T>
+__global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
+                                const T* C, const T* D, const T* z, const T* bias, const T* states, T* du,
+                                T* ddelta, T* dA, T* dB, T* dC, T* dD, T* dz, T* dbias) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= s.batch * s.dim) return;
+  const int64_t b = i / s.dim, d = i % s.dim, L = s.length, N = s.n_state;
+  const int64_t g = d / (s.dim / s.groups);
+  const int64_t bg = (b * s.groups + g) * L * N;
+  const T* a = A + d * N;
+  const int64_t row = i * L;
+  T dh_next[kMaxState], dA_acc[kMaxState];
+  for (int n = 0; n < N; ++n) dh_next[n] = dA_acc[n] = T(0);
+  T dD_acc = T(0), dbias_acc = T(0);
+  for (int64_t t = L - 1; t >= 0; --t) {
+    const T zt = z[row + t], ut = u[row + t];
+    const T sig = sigmoid(zt);
+    const T* h = states + (row + t) * N;
+    const T* h_prev = t > 0 ? states + (row + t - 1) * N : nullptr;
+    T y = T(0);
+    for (int n = 0; n < N; ++n) y += h[n] * C[bg + t * N + n];
+    y += D[d] * ut;
+    const T go = grad[row + t];
+    dz[row + t] = go * y * sig * (T(1) + zt * (T(1) - sig));
+    const T dy = go * zt * sig;
+    dD_acc += dy * ut;
+    const T x = delta[row + t] + bias[d];
+    const T dt = softplus(x);
+    T ddt = T(0), du_t = dy * D[d];
+    for (int n = 0; n < N; ++n) {
+      const T bn = B[bg + t * N + n], cn = C[bg + t * N + n];
+      const T hp = h_prev != nullptr ? h_prev[n] : T(0);
+      const T dh = dy * cn + dh_next[n];
+      const T decay = exp(dt * a[n]);
+      atomicAdd(&dC[bg + t * N + n], dy * h[n]);
+      atomicAdd(&dB[bg + t * N + n], dh * dt * ut);
+      ddt += dh * (decay * a[n] * hp + bn * ut);
+      dA_acc[n] += dh * decay * dt * hp;
+      du_t += dh * dt * bn;
+      dh_next[n] = dh * decay;
+    }
+    const T dx = x > T(20) ? ddt : ddt * sigmoid(x);
+    ddelta[row + t] = dx;
+    dbias_acc += dx;
+    du[row + t] = du_t;
+  }
+  for (int n = 0; n < N; ++n) atomicAdd(&dA[d * N + n], dA_acc[n]);
+  atomicAdd(&dD[d], dD_acc);
+  atomicAdd(&dbias[d], dbias_acc);
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("selective_scan CUDA ") + what + ": " + cudaGetErrorString(e));
+}
+
+int blocks_for(const ScanDims& s) { return static_cast<int>((s.batch * s.dim + kThreads - 1) / kThreads); }
+
+}  // namespace
+
+template <typename T>
+void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
+                  const T* z, const T* bias, T* out, void* stream) {
+  if (s.batch * s.dim == 0) return;
+  forward_kernel<T><<<blocks_for(s), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(s, u, delta, A, B, C, D, z,
+                                                                                        bias, out, nullptr);
+  check(cudaGetLastError(), "forward launch");
+}
+
+template <typename T>
+void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B, const T* C,
+                   const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA, T* dB, T* dC, T* dD,
+                   T* dz, T* dbias, void* stream) {
+  if (s.batch * s.dim == 0) return;
+  auto st = static_cast<cudaStream_t>(stream);
+  forward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, u, delta, A, B, C, D, z, bias, nullptr, states);
+  check(cudaGetLastError(), "state recompute launch");
+  backward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, grad, u, delta, A, B, C, D, z, bias, states, du, ddelta,
+                                                          dA, dB, dC, dD, dz, dbias);
+  check(cudaGetLastError(), "backward launch");
+}
+
+#define VIMVQ_INSTANTIATE(T)                                                                                         \
+  template void scan_forward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*,         \
+                                const T*, const T*, T*, void*);                                                      \
+  template void scan_backward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*,        \
+                                 const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, void*);
+VIMVQ_INSTANTIATE(float)
+VIMVQ_INSTANTIATE(double)
+#undef VIMVQ_INSTANTIATE
+
+}  // namespace vimvq::ops::cuda

@@ -1,0 +1,26 @@
+// Launchers of the CUDA selective-scan kernels. Plain pointers only, so that nvcc never compiles
+// LibTorch headers; src/ops/selective_scan_cuda.cpp wraps them as the CUDA kernels of
+// torch.ops.vimvq.selective_scan. Layouts as in the CPU kernels: u, delta, z (B, D, L); A (D, N);
+// B and C time-major (B, G, L, N); D and delta_bias (D).
+#pragma once
+
+#include <cstdint>
+
+namespace vimvq::ops::cuda {
+
+struct ScanDims {
+  int64_t batch, dim, length, n_state, groups;
+};
+
+template <typename T>
+void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
+                  const T* z, const T* bias, T* out, void* stream);
+
+// states: scratch of batch * dim * length * n_state values (the forward states, kept for the
+// reverse pass). dB, dC, dA, dD, dbias must be zeroed: they are accumulated atomically.
+template <typename T>
+void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B, const T* C,
+                   const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA, T* dB, T* dC, T* dD,
+                   T* dz, T* dbias, void* stream);
+
+}  // namespace vimvq::ops::cuda
