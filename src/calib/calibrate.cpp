@@ -288,7 +288,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
         const at::Tensor out = m.block(b, q.hidden.index_select(0, idx), q.residual.index_select(0, idx)).first;
         at::Tensor loss = (out - target.hidden.index_select(0, idx)).square().mean();
         if (in_main && p.regularizer > 0) {
-          const double lambda = p.regularizer * (stage_step + 1) / stage_len;  // ramps up within each stage
+          const double lambda = p.regularizer * br.loss_init * (stage_step + 1) / stage_len;
           for (auto& job : jobs) loss = loss + lambda * job.quantizer->ratio_regularizer();
         }
         opt_logits.zero_grad();

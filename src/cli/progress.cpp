@@ -29,10 +29,11 @@ void Progress::advance(int64_t n) {
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
-  draw(true);
+  if (tty_ || drawn_ != done_) draw(true);  // a log line for 100 % may already be out
 }
 
 void Progress::draw(bool final) {
+  drawn_ = done_;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
   const double eta = rate > 0 ? (total_ - done_) / rate : 0.0;

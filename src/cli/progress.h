@@ -18,7 +18,7 @@ class Progress {
   void draw(bool final);
 
   std::string label_, unit_;
-  int64_t total_, done_ = 0;
+  int64_t total_, done_ = 0, drawn_ = -1;
   bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

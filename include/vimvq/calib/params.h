@@ -26,7 +26,9 @@ struct CalibrationParams {
   std::vector<double> stage_fractions = {0.5, 0.75, 0.9, 1.0};
   double confirm_threshold = 0.99;  // a sub-vector above this max ratio is confirmed at once
   std::string confirm_order = "ratio";  // ratio (largest max-ratio first) | error (smallest truncation first)
-  double regularizer = 1e-3;       // lambda, ramped from 0 within each stage
+  // lambda of the ratio regularizer, relative to the block's initial (k-means) loss so that one
+  // value suits blocks and models of any output scale; ramped from 0 within each stage.
+  double regularizer = 0.1;
   double finetune_fraction = 0.1;  // codebook-only fine-tune after the last stage
   double vq4dit_harden_fraction = 0.99;
   std::vector<std::string> include;  // glob patterns on full parameter names; empty: all
