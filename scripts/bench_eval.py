@@ -28,6 +28,7 @@ from torchvision import datasets, transforms
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 from vimlib.common import set_threads  # noqa: E402
+from vimlib.native import load_ops  # noqa: E402
 
 
 def python_transform(meta):
@@ -112,6 +113,7 @@ def main():
     ap.add_argument("--jpegs", type=int, default=48)
     args = ap.parse_args()
     set_threads(args.threads)
+    load_ops(required=True)  # exported models call the native scan
     ok = True
     if os.path.isdir(args.fmnist):
         v, p = bench("Fashion-MNIST test folder, shipped model", os.path.join(REPO, "tests", "data", "vim_fmnist.pt"),

@@ -21,7 +21,10 @@ import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BITS_TO_KD = {1: (256, 8), 2: (256, 4), 3: (64, 2), 4: (256, 2)}
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from vimlib.native import load_ops  # noqa: E402
+
+
 
 
 def subvectors(weight: torch.Tensor, d: int) -> np.ndarray:
@@ -38,6 +41,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     import faiss
+    load_ops(required=True)  # exported models call the native scan
     faiss.omp_set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
