@@ -10,9 +10,10 @@ from vimlib import fashion_mnist
 
 SHIPPED = os.path.join(REPO, "tests", "data", "vim_fmnist.pt")
 HAVE_DATA = os.path.exists(os.path.join(fashion_mnist.DEFAULT_DIR, "t10k-labels-idx1-ubyte.gz"))
-# Measured with the settings below (README.md, "Measured results"); the floor leaves a margin
-# for nothing but run-to-run identity: the run is deterministic on CPU.
-FLOOR_TOP1 = float(os.environ.get("VIMVQ_SHIPPED_W2_FLOOR", "0"))
+# Measured with exactly these settings on 2026-11-27: 88.1 % quantized (88.8 % full precision) on the
+# first 1,000 test images. The run is deterministic on one machine; the floor leaves 1.1 points for
+# another CPU's floating-point paths (the scan kernel is built with -march=native).
+FLOOR_TOP1 = 87.0
 
 
 @unittest.skipUnless(os.path.exists(BINARY) and os.path.exists(SHIPPED) and HAVE_DATA,
