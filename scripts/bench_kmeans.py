@@ -25,8 +25,6 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 from vimlib.native import load_ops  # noqa: E402
 
 
-
-
 def subvectors(weight: torch.Tensor, d: int) -> np.ndarray:
     flat = weight.detach().reshape(-1).float().numpy()
     pad = (-len(flat)) % d

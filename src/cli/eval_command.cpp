@@ -50,13 +50,13 @@ std::string predictions_csv(const report::EvalResult& r, const data::Dataset& ds
   return out.str();
 }
 
-}  // namespace
-
 data::BadImagePolicy parse_bad_image_policy(const std::string& name) {
   if (name == "fail") return data::BadImagePolicy::kFail;
   if (name == "skip") return data::BadImagePolicy::kSkip;
   throw Error("--on-bad-image '" + name + "': use fail or skip");
 }
+
+}  // namespace
 
 int run_eval(const EvalOptions& o) {
   const auto t_start = Clock::now();
