@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <random>
+#include <tuple>
 
+#include "src/vq/kmeans_cpu.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::vq {
@@ -23,11 +25,13 @@ int64_t sample_proportional(const at::Tensor& mass, std::mt19937_64& rng) {
   const int64_t n = mass.numel();
   if (!(total > 0)) return static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
   const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
-  const at::Tensor pos = at::searchsorted(cumulative, at::scalar_tensor(r, cumulative.options()), false, true);
+  const at::Tensor pos =
+      at::searchsorted(cumulative, at::scalar_tensor(r, cumulative.options()), false, true);
   return std::min<int64_t>(pos.item<int64_t>(), n - 1);
 }
 
-at::Tensor kmeans_plus_plus(const at::Tensor& x, const at::Tensor& w, int64_t k, std::mt19937_64& rng) {
+at::Tensor kmeans_plus_plus_tensor(const at::Tensor& x, const at::Tensor& w, int64_t k,
+                                   std::mt19937_64& rng) {
   const int64_t n = x.size(0);
   at::Tensor centroids = at::empty({k, x.size(1)}, x.options());
   int64_t first = static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
@@ -55,15 +59,17 @@ at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const
   return d.clamp_min_(0);
 }
 
-std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const at::Tensor& w,
-                                                    const at::Tensor& centroids, int64_t chunk_rows) {
+namespace {
+
+std::pair<at::Tensor, at::Tensor> nearest_centroids_tensor(const at::Tensor& x, const at::Tensor& w,
+                                                           const at::Tensor& centroids, int64_t chunk_rows) {
   const int64_t n = x.size(0);
   at::Tensor best = at::empty({n}, x.options());
   at::Tensor index = at::empty({n}, x.options().dtype(at::kLong));
   for (int64_t start = 0; start < n; start += chunk_rows) {
     const int64_t end = std::min(n, start + chunk_rows);
-    const at::Tensor d = weighted_sq_distances(x.slice(0, start, end), w.defined() ? w.slice(0, start, end) : w,
-                                               centroids);
+    const at::Tensor d =
+        weighted_sq_distances(x.slice(0, start, end), w.defined() ? w.slice(0, start, end) : w, centroids);
     auto [value, arg] = d.min(1);
     best.slice(0, start, end).copy_(value);
     index.slice(0, start, end).copy_(arg);
@@ -71,34 +77,59 @@ std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const a
   return {best, index};
 }
 
+// Weighted mean per dimension (minimises the weighted SSE of a fixed assignment); a dimension
+// whose weights sum to zero in a cluster takes the plain mean (any value is optimal there).
+std::pair<at::Tensor, at::Tensor> cluster_means_tensor(const at::Tensor& x, const at::Tensor& w,
+                                                       const at::Tensor& assign, int64_t k) {
+  const int64_t d = x.size(1);
+  const at::Tensor num = at::zeros({k, d}, x.options()).index_add_(0, assign, w.defined() ? w * x : x);
+  const at::Tensor den =
+      at::zeros({k, d}, x.options()).index_add_(0, assign, w.defined() ? w : at::ones_like(x));
+  const at::Tensor sum = at::zeros({k, d}, x.options()).index_add_(0, assign, x);
+  const at::Tensor counts = at::bincount(assign, {}, k);
+  const at::Tensor plain = sum / counts.clamp_min(1).to(x.dtype()).unsqueeze(1);
+  return {at::where(den > 0, num / den.clamp_min(1e-30), plain), counts};
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const at::Tensor& w,
+                                                    const at::Tensor& centroids, int64_t chunk_rows) {
+  if (!x.is_cpu()) return nearest_centroids_tensor(x, w, centroids, chunk_rows);
+  at::Tensor best, index;
+  cpu::nearest_centroids(x.to(at::kFloat).contiguous(), w.defined() ? w.to(at::kFloat).contiguous() : w,
+                         centroids, best, index);
+  return {best, index};
+}
+
 KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, const KMeansParams& p) {
   if (x_in.dim() != 2) throw Error("k-means: expected (n, d) data");
   const int64_t n = x_in.size(0), d = x_in.size(1);
-  if (p.k < 1 || p.k > n) throw Error("k-means: k = " + std::to_string(p.k) + " for " + std::to_string(n) + " points");
+  if (p.k < 1 || p.k > n)
+    throw Error("k-means: k = " + std::to_string(p.k) + " for " + std::to_string(n) + " points");
   const at::Tensor x = x_in.to(at::kFloat).contiguous();
   const at::Tensor w = weights.defined() ? weights.to(x.options()).contiguous() : weights;
   if (w.defined() && w.sizes() != x.sizes()) throw Error("k-means: weights must have the data's shape");
   std::mt19937_64 rng(p.seed);
+  const bool fused = x.is_cpu() && p.fused_cpu;
   KMeansResult r;
-  r.centroids = kmeans_plus_plus(x, w, p.k, rng);
-  const at::Tensor ones = at::ones_like(x);
-  const at::Tensor wx = w.defined() ? w * x : x;
+  r.centroids = fused ? cpu::kmeans_plus_plus(x, w, p.k, rng) : kmeans_plus_plus_tensor(x, w, p.k, rng);
   at::Tensor previous;
   for (int it = 0; it < p.iterations; ++it) {
-    auto [dist, assign] = nearest_centroids(x, w, r.centroids, p.chunk_rows);
+    at::Tensor dist, assign;
+    if (fused) {
+      cpu::nearest_centroids(x, w, r.centroids, dist, assign);
+    } else {
+      std::tie(dist, assign) = nearest_centroids_tensor(x, w, r.centroids, p.chunk_rows);
+    }
     r.assignment = assign;
     r.objective.push_back(dist.to(at::kDouble).sum().item<double>());
     r.iterations_run = it + 1;
     if (p.stop_when_stable && previous.defined() && at::equal(previous, assign)) break;
     previous = assign;
-    // Weighted mean per dimension (minimises the weighted SSE of a fixed assignment); a dimension
-    // whose weights sum to zero in a cluster takes the plain mean (any value is optimal there).
-    const at::Tensor num = at::zeros({p.k, d}, x.options()).index_add_(0, assign, wx);
-    const at::Tensor den = at::zeros({p.k, d}, x.options()).index_add_(0, assign, w.defined() ? w : ones);
-    const at::Tensor sum = at::zeros({p.k, d}, x.options()).index_add_(0, assign, x);
-    const at::Tensor counts = at::bincount(assign, {}, p.k).to(at::kCPU);
-    const at::Tensor plain = sum / counts.to(x.device()).clamp_min(1).to(x.dtype()).unsqueeze(1);
-    at::Tensor updated = at::where(den > 0, num / den.clamp_min(1e-30), plain);
+    auto [updated, counts_on_device] =
+        fused ? cpu::cluster_means(x, w, assign, p.k) : cluster_means_tensor(x, w, assign, p.k);
+    const at::Tensor counts = counts_on_device.to(at::kCPU).contiguous();
     // Empty clusters: a perturbed copy of the largest cluster's centroid (faiss's split); the
     // largest keeps its own centroid, so the objective cannot increase.
     std::vector<int64_t> sizes(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + p.k);

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
@@ -68,7 +68,8 @@ TEST(KMeans, WeightedObjectiveNeverIncreasesAndIsDeterministic) {
   p.chunk_rows = 777;
   const auto a = vq::weighted_kmeans(x, w, p);
   ASSERT_GT(a.objective.size(), 3u);
-  for (size_t i = 1; i < a.objective.size(); ++i) EXPECT_LE(a.objective[i], a.objective[i - 1] * (1 + 1e-6)) << i;
+  for (size_t i = 1; i < a.objective.size(); ++i)
+    EXPECT_LE(a.objective[i], a.objective[i - 1] * (1 + 1e-6)) << i;
   const auto b = vq::weighted_kmeans(x, w, p);
   EXPECT_TRUE(at::equal(a.centroids, b.centroids));
   EXPECT_TRUE(at::equal(a.assignment, b.assignment));
@@ -77,12 +78,45 @@ TEST(KMeans, WeightedObjectiveNeverIncreasesAndIsDeterministic) {
   EXPECT_FALSE(at::equal(a.centroids, c.centroids));
 }
 
-TEST(KMeans, ChunkedDistancesMatchDirect) {
-  const at::Tensor x = randn({50, 4}, 8), w = rand({50, 4}, 9), c = randn({16, 4}, 10);
-  const auto [best, idx] = vq::nearest_centroids(x, w, c, 7);
-  const at::Tensor direct = ((x.unsqueeze(1) - c.unsqueeze(0)).square() * w.unsqueeze(1)).sum(2);
-  EXPECT_TRUE(at::allclose(best, std::get<0>(direct.min(1)), 1e-4, 1e-5));
-  EXPECT_TRUE(at::equal(idx, std::get<1>(direct.min(1))));
+TEST(KMeans, NearestCentroidsMatchDirectForEveryLength) {
+  // The fused CPU kernel has unrolled lengths (1, 2, 4, 8) and a generic one; 50 rows leave a
+  // partial block of lanes.
+  for (const int64_t d : {1, 2, 3, 4, 5, 8}) {
+    const at::Tensor x = randn({50, d}, 8), w = rand({50, d}, 9), c = randn({16, d}, 10);
+    for (const bool weighted : {true, false}) {
+      const at::Tensor wd = weighted ? w : at::Tensor();
+      const auto [best, idx] = vq::nearest_centroids(x, wd, c, 7);
+      at::Tensor direct = (x.unsqueeze(1) - c.unsqueeze(0)).square();
+      direct = (weighted ? direct * w.unsqueeze(1) : direct).sum(2);
+      EXPECT_TRUE(at::allclose(best, std::get<0>(direct.min(1)), 1e-4, 1e-5)) << d;
+      EXPECT_TRUE(at::equal(idx, std::get<1>(direct.min(1)))) << d;
+    }
+  }
+}
+
+TEST(KMeans, FusedCpuKernelsAgreeWithTheTensorFormulation) {
+  // The tensor formulation is what other devices run; on CPU both must reach the same clustering.
+  const int64_t k = 12, per = 80, d = 4;
+  const at::Tensor centers = randn({k, d}, 13) * 5;
+  const at::Tensor x = centers.repeat_interleave(per, 0) + randn({k * per, d}, 14) * 0.3;
+  const at::Tensor w = rand({k * per, d}, 15) + 0.05;
+  vq::KMeansParams p;
+  p.k = k;
+  p.seed = 3;
+  p.chunk_rows = 100;
+  const auto fused = vq::weighted_kmeans(x, w, p);
+  p.fused_cpu = false;
+  const auto tensor = vq::weighted_kmeans(x, w, p);
+  EXPECT_TRUE(at::equal(fused.assignment, tensor.assignment));
+  EXPECT_TRUE(at::allclose(fused.centroids, tensor.centroids, 1e-4, 1e-5));
+  EXPECT_NEAR(fused.objective.back(), tensor.objective.back(), 1e-4 * tensor.objective.back());
+  // Rows are independent in the fused kernels: one thread gives the same bits.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  p.fused_cpu = true;
+  const auto single = vq::weighted_kmeans(x, w, p);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(single.centroids, fused.centroids));
 }
 
 TEST(KMeans, EmptyClustersAreReseeded) {

@@ -1,13 +1,14 @@
 // Weighted k-means (METHOD.md section 2): k-means++ seeding, Lloyd iterations with early stop,
 // empty clusters re-seeded from the largest one, per-position importance weights. Distances by
-// matrix products over row chunks, so memory stays bounded for any layer. Seeded and
-// deterministic on CPU. Works on CPU and CUDA tensors alike.
+// matrix products over row chunks (on CPU, fused kernels that never hold a distance matrix), so
+// memory stays bounded for any layer. Seeded and deterministic on CPU, for any thread count.
+// Works on CPU and CUDA tensors alike.
 #pragma once
+
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 namespace vimvq::vq {
 
@@ -16,7 +17,8 @@ struct KMeansParams {
   int iterations = 100;          // Lloyd iterations at most
   bool stop_when_stable = true;  // stop once no assignment changes
   uint64_t seed = 1234;
-  int64_t chunk_rows = 16384;    // rows per distance block: memory ~ chunk_rows * k floats
+  int64_t chunk_rows = 16384;  // tensor formulation: rows per distance block, memory ~ chunk_rows * k floats
+  bool fused_cpu = true;  // CPU data: fused per-row kernels (false: the tensor formulation other devices use)
 };
 
 struct KMeansResult {
