@@ -1,7 +1,6 @@
-// CPU kernels of the selective scan; no (batch, dim, L, N) temporaries anywhere.
-// Forward: 16 channels of one (batch, group) per work item, one channel per vector lane, the
-// states in registers (see forward_lanes). Backward: one reverse-time pass per (batch, channel)
-// after recomputing that channel's states (forward_channel).
+// CPU kernels of the selective scan; no (batch, dim, L, N) temporary exists. Forward and backward
+// both work on 16 channels of one (batch, group) at a time, one channel per vector lane (see
+// kLanes); the backward recomputes the item's states, then runs one reverse-time pass.
 // Built with -ffast-math (this file only) so that GCC vectorizes exp, log1p and the sigmoid via
 // libmvec.
 #include <ATen/ATen.h>
@@ -19,9 +18,6 @@ namespace vimvq::ops {
 namespace {
 
 constexpr int64_t kMaxState = 64;
-// Channels per backward work item. Fixed (not derived from the thread count) so that the order
-// of every floating-point sum, hence the result, is the same for any number of threads.
-constexpr int64_t kChannelChunk = 16;
 
 template <typename T>
 inline T softplus(T x) {
@@ -69,78 +65,100 @@ Dims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
 // B or C (batch, G, N, L) -> (batch, G, L, N) contiguous: each step reads N adjacent values.
 at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
 
-template <typename T>
-void forward_channel(const Dims& s, int64_t b, int64_t d, const T* u, const T* delta, const T* A, const T* Bt,
-                     const T* Ct, const T* D, const T* z, const T* bias, T* out,
-                     T* states /* L*N or nullptr */, T* decays /* L*N or nullptr */) {
-  const int64_t N = s.n_state, L = s.length;
-  const int64_t row = (b * s.dim + d) * L;
-  const int64_t g = d / s.per_group;
-  const T* bt = Bt + (b * s.groups + g) * L * N;
-  const T* ct = Ct + (b * s.groups + g) * L * N;
-  const T* a = A + d * N;
-  T h[kMaxState] = {};
-  for (int64_t t = 0; t < L; ++t) {
-    const T dt = softplus(delta[row + t] + bias[d]);
-    const T ut = u[row + t];
-    const T du = dt * ut;
-    const T* bn = bt + t * N;
-    const T* cn = ct + t * N;
-    T y = 0;
-    T decay[kMaxState];
-#pragma omp simd reduction(+ : y)
-    for (int64_t n = 0; n < N; ++n) {
-      decay[n] = std::exp(dt * a[n]);
-      h[n] = decay[n] * h[n] + du * bn[n];
-      y += h[n] * cn[n];
-    }
-    if (states != nullptr) {  // kept for the backward pass, which then needs no exp of its own
-      for (int64_t n = 0; n < N; ++n) states[t * N + n] = h[n];
-      for (int64_t n = 0; n < N; ++n) decays[t * N + n] = decay[n];
-    }
-    if (out != nullptr) {
-      const T zt = z[row + t];
-      out[row + t] = (y + D[d] * ut) * zt * sigmoid(zt);
-    }
-  }
-}
-
-// Forward over kLanes channels of one (batch, group) at once, one channel per vector lane: the
-// channels share B_t and C_t, so every step is N vector exps and FMAs across lanes with no
-// horizontal sums, and softplus and SiLU run vectorized over all L steps before the recurrence.
+// Work items are kLanes channels of one (batch, group), one channel per vector lane: the channels
+// share B_t and C_t, so a step is N vector exps and FMAs across lanes with no horizontal sums in
+// the forward; softplus, SiLU and their derivatives run vectorized over all L steps up front.
+// The item boundaries are fixed (not derived from the thread count), so the order of every
+// floating-point sum, hence the result, is the same for any number of threads.
 constexpr int64_t kLanes = 16;
 
 template <typename T>
 struct LaneScratch {
-  explicit LaneScratch(int64_t length)
-      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes), row(length) {}
-  std::vector<T> dt, u, gate, y;  // (L, lanes)
-  std::vector<T> row;             // one channel's L values
+  LaneScratch(int64_t length, int64_t n_state, bool backward)
+      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes), row(2 * length) {
+    if (!backward) return;
+    for (auto* v : {&dsoftplus, &dgate, &grad, &du, &ddelta, &dz}) v->resize(length * kLanes);
+    states.resize(length * n_state * kLanes);
+  }
+  std::vector<T> dt, u, gate, y;  // (L, lanes); y: the pre-gate output sum_n h C + D u
+  std::vector<T> row;             // one channel's values, 2L
+  std::vector<T> dsoftplus, dgate, grad, du, ddelta, dz;  // backward only, (L, lanes)
+  std::vector<T> states;                                  // backward only, (L, N, lanes)
 };
 
 template <typename T>
-void forward_lanes(const Dims& s, int64_t b, int64_t first, int64_t count, const T* u, const T* delta,
-                   const T* A, const T* Bt, const T* Ct, const T* D, const T* z, const T* bias, T* out,
-                   LaneScratch<T>& w) {
-  const int64_t N = s.n_state, L = s.length, g = first / s.per_group;
-  T a[kMaxState][kLanes], d_skip[kLanes];
+void to_lane(const T* src, int64_t length, int64_t lane, T* dst) {
+  for (int64_t t = 0; t < length; ++t) dst[t * kLanes + lane] = src[t];
+}
+
+template <typename T>
+void from_lane(const T* src, int64_t length, int64_t lane, T* dst) {
+  for (int64_t t = 0; t < length; ++t) dst[t] = src[t * kLanes + lane];
+}
+
+// Pointers of one call, shared by every work item.
+template <typename T>
+struct ScanArgs {
+  const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias, *grad;
+};
+
+// One work item: which channels, and their per-channel parameters laid out by lane.
+template <typename T>
+struct LaneItem {
+  int64_t b, first, count;
+  T a[kMaxState][kLanes];
+  T d_skip[kLanes];
+  const T *bt, *ct;  // this (batch, group)'s B and C, time-major (L, N)
+};
+
+// Fills the item's lane parameters and the (L, lanes) inputs; spare lanes (count < kLanes) repeat
+// the last channel and, in the backward, get a zero output gradient so they contribute nothing.
+template <typename T>
+void load_lanes(const Dims& s, const ScanArgs<T>& in, LaneItem<T>& item, LaneScratch<T>& w, bool backward) {
+  const int64_t N = s.n_state, L = s.length, g = item.first / s.per_group;
+  item.bt = in.Bt + (item.b * s.groups + g) * L * N;
+  item.ct = in.Ct + (item.b * s.groups + g) * L * N;
+  T* tmp = w.row.data();
+  T* tmp2 = w.row.data() + L;
   for (int64_t l = 0; l < kLanes; ++l) {
-    const int64_t ch = first + std::min(l, count - 1);  // spare lanes repeat the last channel
-    const int64_t row = (b * s.dim + ch) * L;
-    for (int64_t n = 0; n < N; ++n) a[n][l] = A[ch * N + n];
-    d_skip[l] = D[ch];
-    T* tmp = w.row.data();
+    const int64_t ch = item.first + std::min(l, item.count - 1);
+    const int64_t row = (item.b * s.dim + ch) * L;
+    for (int64_t n = 0; n < N; ++n) item.a[n][l] = in.A[ch * N + n];
+    item.d_skip[l] = in.D[ch];
+    const T* delta = in.delta + row;
+    const T* z = in.z + row;
+    const T bias = in.bias[ch];
 #pragma omp simd
-    for (int64_t t = 0; t < L; ++t) tmp[t] = softplus(delta[row + t] + bias[ch]);
-    for (int64_t t = 0; t < L; ++t) w.dt[t * kLanes + l] = tmp[t];
+    for (int64_t t = 0; t < L; ++t) tmp[t] = softplus(delta[t] + bias);
+    to_lane(tmp, L, l, w.dt.data());
+    to_lane(in.u + row, L, l, w.u.data());
 #pragma omp simd
-    for (int64_t t = 0; t < L; ++t) tmp[t] = z[row + t] * sigmoid(z[row + t]);
-    for (int64_t t = 0; t < L; ++t) w.gate[t * kLanes + l] = tmp[t];
-    for (int64_t t = 0; t < L; ++t) w.u[t * kLanes + l] = u[row + t];
+    for (int64_t t = 0; t < L; ++t) tmp[t] = z[t] * sigmoid(z[t]);
+    to_lane(tmp, L, l, w.gate.data());
+    if (!backward) continue;
+#pragma omp simd
+    for (int64_t t = 0; t < L; ++t) {
+      const T x = delta[t] + bias;
+      tmp[t] = x > T(20) ? T(1) : sigmoid(x);  // softplus'(x), matching softplus's threshold
+      const T sig = sigmoid(z[t]);
+      tmp2[t] = sig * (T(1) + z[t] * (T(1) - sig));  // d SiLU(z) / dz
+    }
+    to_lane(tmp, L, l, w.dsoftplus.data());
+    to_lane(tmp2, L, l, w.dgate.data());
+    if (l < item.count) {
+      to_lane(in.grad + row, L, l, w.grad.data());
+    } else {
+      for (int64_t t = 0; t < L; ++t) w.grad[t * kLanes + l] = T(0);
+    }
   }
+}
+
+// The recurrence over all L steps: pre-gate outputs into w.y, and the states into `states`
+// ((L, N, lanes)) when the backward needs them.
+template <typename T>
+void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* states) {
+  const int64_t N = s.n_state, L = s.length;
   T h[kMaxState][kLanes] = {};
-  const T* bt = Bt + (b * s.groups + g) * L * N;
-  const T* ct = Ct + (b * s.groups + g) * L * N;
   for (int64_t t = 0; t < L; ++t) {
     const T* dt = w.dt.data() + t * kLanes;
     const T* ut = w.u.data() + t * kLanes;
@@ -148,21 +166,17 @@ void forward_lanes(const Dims& s, int64_t b, int64_t first, int64_t count, const
 #pragma omp simd
     for (int64_t l = 0; l < kLanes; ++l) du[l] = dt[l] * ut[l];
     for (int64_t n = 0; n < N; ++n) {
-      const T bn = bt[t * N + n], cn = ct[t * N + n];
+      const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
 #pragma omp simd
       for (int64_t l = 0; l < kLanes; ++l) {
-        h[n][l] = decay_exp(dt[l] * a[n][l]) * h[n][l] + du[l] * bn;
+        h[n][l] = decay_exp(dt[l] * item.a[n][l]) * h[n][l] + du[l] * bn;
         y[l] += h[n][l] * cn;
       }
+      if (states != nullptr) std::copy(h[n], h[n] + kLanes, states + (t * N + n) * kLanes);
     }
-    const T* gt = w.gate.data() + t * kLanes;
     T* yt = w.y.data() + t * kLanes;
 #pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) yt[l] = (y[l] + d_skip[l] * ut[l]) * gt[l];
-  }
-  for (int64_t l = 0; l < count; ++l) {
-    T* row = out + (b * s.dim + first + l) * L;
-    for (int64_t t = 0; t < L; ++t) row[t] = w.y[t * kLanes + l];
+    for (int64_t l = 0; l < kLanes; ++l) yt[l] = y[l] + item.d_skip[l] * ut[l];
   }
 }
 
@@ -170,81 +184,86 @@ template <typename T>
 void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                   const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D, const at::Tensor& z,
                   const at::Tensor& bias, at::Tensor& out) {
-  const T *pu = u.data_ptr<T>(), *pdelta = delta.data_ptr<T>(), *pa = A.data_ptr<T>();
-  const T *pb = Bt.data_ptr<T>(), *pc = Ct.data_ptr<T>(), *pd = D.data_ptr<T>();
-  const T *pz = z.data_ptr<T>(), *pbias = bias.data_ptr<T>();
+  const ScanArgs<T> in{u.data_ptr<T>(),  delta.data_ptr<T>(), A.data_ptr<T>(),
+                       Bt.data_ptr<T>(), Ct.data_ptr<T>(),    D.data_ptr<T>(),
+                       z.data_ptr<T>(),  bias.data_ptr<T>(),  nullptr};
   T* pout = out.data_ptr<T>();
-  // Work items: (batch, group, block of kLanes channels inside the group).
   const int64_t blocks = (s.per_group + kLanes - 1) / kLanes;
   const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, s.length));
   at::parallel_for(0, s.batch * s.groups * blocks, grain, [&](int64_t begin, int64_t end) {
-    LaneScratch<T> scratch(s.length);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / (s.groups * blocks), g = (item / blocks) % s.groups, block = item % blocks;
-      const int64_t first = g * s.per_group + block * kLanes;
-      const int64_t count = std::min(kLanes, (g + 1) * s.per_group - first);
-      forward_lanes<T>(s, b, first, count, pu, pdelta, pa, pb, pc, pd, pz, pbias, pout, scratch);
+    LaneScratch<T> w(s.length, s.n_state, false);
+    LaneItem<T> item;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t g = (i / blocks) % s.groups;
+      item.b = i / (s.groups * blocks);
+      item.first = g * s.per_group + (i % blocks) * kLanes;
+      item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+      load_lanes(s, in, item, w, false);
+      recurrence_lanes<T>(s, item, w, nullptr);
+      for (int64_t l = 0; l < item.count; ++l) {
+        T* row = pout + (item.b * s.dim + item.first + l) * s.length;
+        for (int64_t t = 0; t < s.length; ++t) row[t] = w.y[t * kLanes + l] * w.gate[t * kLanes + l];
+      }
     }
   });
 }
 
-// Reverse-time pass for one (batch, channel), given its forward states. Gradients of the shared
-// B and C are added into this work item's own partial buffers (dB_part, dC_part: L*N).
+// Gradients of one work item, a reverse-time pass over its recomputed states. The gradients of
+// the shared B and C are summed over the item's lanes into its own partial buffers
+// (dB_part, dC_part: (L, N)); per-channel ones go to rows of du, ddelta, dz and to dA, dD, dbias.
 template <typename T>
-void backward_channel(const Dims& s, int64_t b, int64_t d, const T* grad, const T* u, const T* delta,
-                      const T* A, const T* Bt, const T* Ct, const T* D, const T* z, const T* bias,
-                      const T* states, const T* decays, T* du_out, T* ddelta_out, T* dz_out, T* dA_row, T& dD,
-                      T& dbias, T* dB_part, T* dC_part) {
+void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* dB_part, T* dC_part,
+                    T (&dA_acc)[kMaxState][kLanes], T (&dD_acc)[kLanes], T (&dbias_acc)[kLanes]) {
   const int64_t N = s.n_state, L = s.length;
-  const int64_t row = (b * s.dim + d) * L;
-  const int64_t g = d / s.per_group;
-  const T* bt = Bt + (b * s.groups + g) * L * N;
-  const T* ct = Ct + (b * s.groups + g) * L * N;
-  const T* a = A + d * N;
-  T dh_next[kMaxState] = {};  // dL/dh_{t} carried from step t+1, already multiplied by its decay
-  T dA_acc[kMaxState] = {};
-  T dD_acc = 0, dbias_acc = 0;
+  T dh_next[kMaxState][kLanes] = {};  // dLoss/dh_t carried from step t+1, already times its decay
+  const T zero_state[kMaxState * kLanes] = {};
+  for (int64_t n = 0; n < N; ++n) std::fill(dA_acc[n], dA_acc[n] + kLanes, T(0));
+  std::fill(dD_acc, dD_acc + kLanes, T(0));
+  std::fill(dbias_acc, dbias_acc + kLanes, T(0));
   for (int64_t t = L - 1; t >= 0; --t) {
-    const T zt = z[row + t], ut = u[row + t];
-    const T sig = sigmoid(zt);
-    const T* h = states + t * N;
-    const T* decay_t = decays + t * N;
-    const T* bn = bt + t * N;
-    const T* cn = ct + t * N;
-    T y = 0;
-#pragma omp simd reduction(+ : y)
-    for (int64_t n = 0; n < N; ++n) y += h[n] * cn[n];
-    y += D[d] * ut;
-    const T go = grad[row + t];
-    dz_out[row + t] = go * y * sig * (T(1) + zt * (T(1) - sig));
-    const T dy = go * zt * sig;
-    dD_acc += dy * ut;
-    const T x = delta[row + t] + bias[d];
-    const T dt = softplus(x);
-    T ddt = 0, du = dy * D[d];
-    T* dbn = dB_part + t * N;
-    T* dcn = dC_part + t * N;
-    const T zero_state[kMaxState] = {};
-    const T* h_prev = t > 0 ? states + (t - 1) * N : zero_state;
-#pragma omp simd reduction(+ : ddt, du)
-    for (int64_t n = 0; n < N; ++n) {
-      const T dh = dy * cn[n] + dh_next[n];
-      const T decay = decay_t[n];
-      dcn[n] += dy * h[n];
-      ddt += dh * (decay * a[n] * h_prev[n] + bn[n] * ut);
-      dA_acc[n] += dh * decay * dt * h_prev[n];
-      dbn[n] += dh * dt * ut;
-      du += dh * dt * bn[n];
-      dh_next[n] = dh * decay;
+    const int64_t at_t = t * kLanes;
+    const T* dt = w.dt.data() + at_t;
+    const T* ut = w.u.data() + at_t;
+    const T* h = w.states.data() + t * N * kLanes;
+    const T* h_prev = t > 0 ? w.states.data() + (t - 1) * N * kLanes : zero_state;
+    T dy[kLanes], ddt[kLanes], du[kLanes], dtu[kLanes];
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const T go = w.grad[at_t + l];
+      w.dz[at_t + l] = go * w.y[at_t + l] * w.dgate[at_t + l];
+      dy[l] = go * w.gate[at_t + l];
+      dD_acc[l] += dy[l] * ut[l];
+      ddt[l] = T(0);
+      du[l] = dy[l] * item.d_skip[l];
+      dtu[l] = dt[l] * ut[l];
     }
-    const T dx = x > T(20) ? ddt : ddt * sigmoid(x);
-    ddelta_out[row + t] = dx;
-    dbias_acc += dx;
-    du_out[row + t] = du;
+    for (int64_t n = 0; n < N; ++n) {
+      const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
+      const T* hn = h + n * kLanes;
+      const T* hpn = h_prev + n * kLanes;
+      T grad_b = 0, grad_c = 0;
+#pragma omp simd reduction(+ : grad_b, grad_c)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const T dh = dy[l] * cn + dh_next[n][l];
+        const T decay = decay_exp(dt[l] * item.a[n][l]);
+        grad_c += dy[l] * hn[l];
+        grad_b += dh * dtu[l];
+        ddt[l] += dh * (decay * item.a[n][l] * hpn[l] + bn * ut[l]);
+        dA_acc[n][l] += dh * decay * dt[l] * hpn[l];
+        du[l] += dh * dt[l] * bn;
+        dh_next[n][l] = dh * decay;
+      }
+      dB_part[t * N + n] += grad_b;
+      dC_part[t * N + n] += grad_c;
+    }
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const T dx = ddt[l] * w.dsoftplus[at_t + l];
+      w.ddelta[at_t + l] = dx;
+      dbias_acc[l] += dx;
+      w.du[at_t + l] = du[l];
+    }
   }
-  for (int64_t n = 0; n < N; ++n) dA_row[n] = dA_acc[n];
-  dD = dD_acc;
-  dbias = dbias_acc;
 }
 
 template <typename T>
@@ -253,7 +272,7 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
                                       const at::Tensor& Ct, const at::Tensor& D, const at::Tensor& z,
                                       const at::Tensor& bias) {
   const int64_t N = s.n_state, L = s.length;
-  const int64_t chunks = (s.per_group + kChannelChunk - 1) / kChannelChunk;
+  const int64_t chunks = (s.per_group + kLanes - 1) / kLanes;
   auto du = at::empty_like(u), ddelta = at::empty_like(u), dz = at::empty_like(u);
   auto dA_per_batch = at::empty({s.batch, s.dim, N}, u.options());
   auto dD_per_batch = at::empty({s.batch, s.dim}, u.options());
@@ -261,31 +280,34 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   auto dB_part = at::zeros({s.batch, s.groups, chunks, L, N}, u.options());
   auto dC_part = at::zeros({s.batch, s.groups, chunks, L, N}, u.options());
 
-  const T *pg = grad.data_ptr<T>(), *pu = u.data_ptr<T>(), *pdelta = delta.data_ptr<T>();
-  const T *pa = A.data_ptr<T>(), *pb = Bt.data_ptr<T>(), *pc = Ct.data_ptr<T>();
-  const T *pd = D.data_ptr<T>(), *pz = z.data_ptr<T>(), *pbias = bias.data_ptr<T>();
+  const ScanArgs<T> in{u.data_ptr<T>(),  delta.data_ptr<T>(), A.data_ptr<T>(),
+                       Bt.data_ptr<T>(), Ct.data_ptr<T>(),    D.data_ptr<T>(),
+                       z.data_ptr<T>(),  bias.data_ptr<T>(),  grad.data_ptr<T>()};
   T *pdu = du.data_ptr<T>(), *pddelta = ddelta.data_ptr<T>(), *pdz = dz.data_ptr<T>();
   T *pdA = dA_per_batch.data_ptr<T>(), *pdD = dD_per_batch.data_ptr<T>();
   T* pdbias = dbias_per_batch.data_ptr<T>();
   T *pdB = dB_part.data_ptr<T>(), *pdC = dC_part.data_ptr<T>();
 
-  const int64_t items = s.batch * s.groups * chunks;
-  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> states(static_cast<size_t>(L * N)), decays(static_cast<size_t>(L * N));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / (s.groups * chunks);
-      const int64_t g = (item / chunks) % s.groups;
-      const int64_t chunk = item % chunks;
-      const int64_t first = g * s.per_group + chunk * kChannelChunk;
-      const int64_t last = std::min(first + kChannelChunk, (g + 1) * s.per_group);
-      T* dB_item = pdB + item * L * N;
-      T* dC_item = pdC + item * L * N;
-      for (int64_t d = first; d < last; ++d) {
-        forward_channel<T>(s, b, d, pu, pdelta, pa, pb, pc, pd, pz, pbias, nullptr, states.data(),
-                           decays.data());
-        const int64_t bd = b * s.dim + d;
-        backward_channel<T>(s, b, d, pg, pu, pdelta, pa, pb, pc, pd, pz, pbias, states.data(), decays.data(),
-                            pdu, pddelta, pdz, pdA + bd * N, pdD[bd], pdbias[bd], dB_item, dC_item);
+  at::parallel_for(0, s.batch * s.groups * chunks, 1, [&](int64_t begin, int64_t end) {
+    LaneScratch<T> w(L, N, true);
+    LaneItem<T> item;
+    T dA_acc[kMaxState][kLanes], dD_acc[kLanes], dbias_acc[kLanes];
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t g = (i / chunks) % s.groups;
+      item.b = i / (s.groups * chunks);
+      item.first = g * s.per_group + (i % chunks) * kLanes;
+      item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+      load_lanes(s, in, item, w, true);
+      recurrence_lanes(s, item, w, w.states.data());
+      backward_lanes(s, item, w, pdB + i * L * N, pdC + i * L * N, dA_acc, dD_acc, dbias_acc);
+      for (int64_t l = 0; l < item.count; ++l) {
+        const int64_t bd = item.b * s.dim + item.first + l;
+        from_lane(w.du.data(), L, l, pdu + bd * L);
+        from_lane(w.ddelta.data(), L, l, pddelta + bd * L);
+        from_lane(w.dz.data(), L, l, pdz + bd * L);
+        for (int64_t n = 0; n < N; ++n) pdA[bd * N + n] = dA_acc[n][l];
+        pdD[bd] = dD_acc[l];
+        pdbias[bd] = dbias_acc[l];
       }
     }
   });
