@@ -30,9 +30,10 @@ inline T sigmoid(T x) {
 }
 
 // exp for the recurrence's decays, inlined so that the lane loop stays in vector registers
-// (a libmvec call spills the N states around every call). Range reduction by ln 2 in two parts
-// and a degree-6 minimax polynomial on [-ln2/2, ln2/2]: relative error ~2e-7, like expf.
-// Arguments below -87 flush to ~0 (the decay of a state that is already forgotten).
+// (a libmvec call spills the N states around every call). Range reduction by ln 2 in two parts,
+// then Cephes expf's polynomial on [-ln2/2, ln2/2]: relative error ~2e-7, like expf. Arguments
+// are clamped to [-87, 88]: below, the result is ~1e-38 instead of 0 (a decay that has already
+// forgotten the state).
 inline float decay_exp(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);

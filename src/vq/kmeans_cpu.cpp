@@ -96,6 +96,9 @@ float sq_distance(const float* x, const float* w, const float* point, int d) {
 
 void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
                        at::Tensor& best, at::Tensor& index) {
+  if (x.dim() != 2 || centroids.dim() != 2 || centroids.size(1) != x.size(1) ||
+      (w.defined() && w.sizes() != x.sizes()))
+    throw Error("k-means: expected (n, d) data, (n, d) weights and (k, d) centroids");
   const int64_t n = x.size(0), k = centroids.size(0);
   const int d = static_cast<int>(x.size(1));
   if (d > kMaxDim)
