@@ -3,12 +3,11 @@
 // seconds and final objective (sum of squared distances to the nearest final centroid).
 // Driven by scripts/bench_kmeans.py, which runs faiss on the same data.
 #include <ATen/Parallel.h>
+#include <torch/script.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
-
-#include <torch/script.h>
 
 #include "vimvq/model/vim_model.h"
 #include "vimvq/vq/kmeans.h"
@@ -36,9 +35,10 @@ int main(int argc, char** argv) {
     const auto r = vimvq::vq::weighted_kmeans(sub, at::Tensor(), p);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto nearest = vimvq::vq::nearest_centroids(sub, at::Tensor(), r.centroids, p.chunk_rows);
-    std::printf("{\"layer\": \"%s\", \"n\": %lld, \"k\": %lld, \"d\": %d, \"seconds\": %.6f, \"objective\": %.9g}\n",
-                layer.name.c_str(), static_cast<long long>(sub.size(0)), static_cast<long long>(shape.k), shape.d,
-                seconds, nearest.first.to(at::kDouble).sum().item<double>());
+    std::printf(
+        "{\"layer\": \"%s\", \"n\": %lld, \"k\": %lld, \"d\": %d, \"seconds\": %.6f, \"objective\": %.9g}\n",
+        layer.name.c_str(), static_cast<long long>(sub.size(0)), static_cast<long long>(shape.k), shape.d,
+        seconds, nearest.first.to(at::kDouble).sum().item<double>());
   }
   return 0;
 }

@@ -1,15 +1,14 @@
 #include "vimvq/calib/calibrate.h"
 
 #include <fnmatch.h>
+#include <torch/optim/adam.h>
+#include <torch/script.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
-
-#include <torch/optim/adam.h>
-#include <torch/script.h>
 
 #include "vimvq/util/error.h"
 #include "vimvq/vq/baselines.h"
@@ -247,7 +246,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       const int stages = static_cast<int>(p.stage_fractions.size());
       const int stage_len = std::max(1, main_steps / stages);
       auto set_soft = [&] {
-        for (auto& job : jobs) job.slot.set(vq::from_subvectors(job.quantizer->soft_subvectors(), job.info.shape));
+        for (auto& job : jobs)
+          job.slot.set(vq::from_subvectors(job.quantizer->soft_subvectors(), job.info.shape));
       };
       auto confirmed_share = [&] {
         int64_t c = 0, n = 0;
@@ -285,7 +285,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
         const bool in_main = step < main_steps;
         const int stage_step = step % stage_len;
         set_soft();
-        const at::Tensor out = m.block(b, q.hidden.index_select(0, idx), q.residual.index_select(0, idx)).first;
+        const at::Tensor out =
+            m.block(b, q.hidden.index_select(0, idx), q.residual.index_select(0, idx)).first;
         at::Tensor loss = (out - target.hidden.index_select(0, idx)).square().mean();
         if (in_main && p.regularizer > 0) {
           const double lambda = p.regularizer * br.loss_init * (stage_step + 1) / stage_len;
@@ -304,7 +305,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
         if (vq4dit && check) {
           for (auto& job : jobs) {
             job.truncation += job.quantizer->confirm_above(p.confirm_threshold).truncation_error;
-            const double share = static_cast<double>(job.quantizer->num_confirmed()) / job.quantizer->num_subvectors();
+            const double share =
+                static_cast<double>(job.quantizer->num_confirmed()) / job.quantizer->num_subvectors();
             if (!job.hardened && share >= p.vq4dit_harden_fraction) {
               job.truncation += job.quantizer->confirm_all().truncation_error;
               job.quantizer->codebook().requires_grad_(true);
@@ -312,7 +314,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
             }
           }
         } else if (p.incremental && check) {
-          for (auto& job : jobs) job.truncation += job.quantizer->confirm_above(p.confirm_threshold).truncation_error;
+          for (auto& job : jobs)
+            job.truncation += job.quantizer->confirm_above(p.confirm_threshold).truncation_error;
         }
         const bool stage_end = in_main && (step + 1) % stage_len == 0;
         if (!vq4dit && p.incremental && stage_end) {
@@ -353,15 +356,18 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       lr.codebook_bits = 16 * job.packed.groups * job.packed.k * job.packed.d;
       const at::Tensor hard = format::dequantize_layer(job.packed);
       const at::Tensor w = job.weight.to(at::kCPU);
-      lr.weight_error = (hard - w).square().sum().item<double>() / std::max(1e-30, w.square().sum().item<double>());
+      lr.weight_error =
+          (hard - w).square().sum().item<double>() / std::max(1e-30, w.square().sum().item<double>());
       lr.truncation_error = job.truncation;
       if (cb.log) {
         char line[512];
-        std::snprintf(line, sizeof line, "[block %2d/%d] %-34s %10s k=%-4lld d=%d %5.3f+%5.3f bpw  w.err %.4f  trunc %.3g",
+        std::snprintf(line, sizeof line,
+                      "[block %2d/%d] %-34s %10s k=%-4lld d=%d %5.3f+%5.3f bpw  w.err %.4f  trunc %.3g",
                       b + 1, n_blocks, job.info.name.c_str(),
                       (std::to_string(job.info.shape[0]) + "x" + std::to_string(job.info.shape[1])).c_str(),
                       static_cast<long long>(lr.k), lr.d, static_cast<double>(lr.index_bits) / job.info.numel,
-                      static_cast<double>(lr.codebook_bits) / job.info.numel, lr.weight_error, lr.truncation_error);
+                      static_cast<double>(lr.codebook_bits) / job.info.numel, lr.weight_error,
+                      lr.truncation_error);
         cb.log(line);
       }
       result.layer_reports.push_back(lr);

@@ -94,16 +94,22 @@ nlohmann::json to_json(const CalibrationParams& p) {
 }
 
 void validate(const CalibrationParams& p) {
-  if (p.bits < 1 || p.bits > 4) throw Error("--bits " + std::to_string(p.bits) + ": supported are 1, 2, 3 and 4");
+  if (p.bits < 1 || p.bits > 4)
+    throw Error("--bits " + std::to_string(p.bits) + ": supported are 1, 2, 3 and 4");
   if (p.method != "vimvq" && p.method != "vq4dit" && p.method != "kmeans" && p.method != "rtn") {
     throw Error("--method '" + p.method + "': use vimvq, vq4dit, kmeans or rtn");
   }
-  if (p.importance != "diag" && p.importance != "none") throw Error("importance '" + p.importance + "': use diag or none");
-  if (p.confirm_order != "ratio" && p.confirm_order != "error") throw Error("confirm_order: use ratio or error");
-  if (p.iterations < 1 || p.batch_size < 1 || p.hull_size < 1 || p.hull_update_every < 1 || p.kmeans_iterations < 1) {
-    throw Error("iterations, batch_size, hull_size, hull_update_every and kmeans_iterations must be positive");
+  if (p.importance != "diag" && p.importance != "none")
+    throw Error("importance '" + p.importance + "': use diag or none");
+  if (p.confirm_order != "ratio" && p.confirm_order != "error")
+    throw Error("confirm_order: use ratio or error");
+  if (p.iterations < 1 || p.batch_size < 1 || p.hull_size < 1 || p.hull_update_every < 1 ||
+      p.kmeans_iterations < 1) {
+    throw Error(
+        "iterations, batch_size, hull_size, hull_update_every and kmeans_iterations must be positive");
   }
-  if (p.stage_fractions.empty() || p.stage_fractions.back() != 1.0) throw Error("stage_fractions must end at 1.0");
+  if (p.stage_fractions.empty() || p.stage_fractions.back() != 1.0)
+    throw Error("stage_fractions must end at 1.0");
   for (size_t i = 1; i < p.stage_fractions.size(); ++i) {
     if (p.stage_fractions[i] < p.stage_fractions[i - 1]) throw Error("stage_fractions must not decrease");
   }

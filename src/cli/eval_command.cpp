@@ -1,12 +1,12 @@
 // vimvq eval: top-1/top-5, per-class accuracy and throughput of a model on an image folder,
 // optionally against a reference model (top-1 agreement, mean KL).
-#include <chrono>
-#include <cstdio>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/script.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
@@ -27,7 +27,8 @@ std::string csv_quote(const std::string& s) {
 }
 
 void check_same_input(const model::ModelMetadata& a, const model::ModelMetadata& b, const std::string& ref) {
-  if (a.num_classes != b.num_classes) throw Error(ref + ": reference model has a different number of classes");
+  if (a.num_classes != b.num_classes)
+    throw Error(ref + ": reference model has a different number of classes");
   if (a.preprocess.channels != b.preprocess.channels || a.preprocess.crop != b.preprocess.crop ||
       a.preprocess.resize != b.preprocess.resize || a.preprocess.mean != b.preprocess.mean ||
       a.preprocess.std != b.preprocess.std) {
@@ -35,11 +36,13 @@ void check_same_input(const model::ModelMetadata& a, const model::ModelMetadata&
   }
 }
 
-std::string predictions_csv(const report::EvalResult& r, const data::Dataset& ds, const model::ModelMetadata& meta) {
+std::string predictions_csv(const report::EvalResult& r, const data::Dataset& ds,
+                            const model::ModelMetadata& meta) {
   std::ostringstream out;
   out << "path,label,pred1,prob1,pred2,prob2,pred3,prob3,pred4,prob4,pred5,prob5\n";
   for (const auto& p : r.predictions) {
-    out << csv_quote(ds.samples[p.sample].path.string()) << ',' << csv_quote(report::class_label(meta, p.label));
+    out << csv_quote(ds.samples[p.sample].path.string()) << ','
+        << csv_quote(report::class_label(meta, p.label));
     for (size_t j = 0; j < p.classes.size(); ++j) {
       char prob[32];
       std::snprintf(prob, sizeof prob, "%.6f", p.probabilities[j]);
@@ -80,9 +83,9 @@ int run_eval(const EvalOptions& o) {
                               : data::open_dataset(o.data, std::nullopt, meta.class_names);
   if (o.limit > 0 && static_cast<size_t>(o.limit) < ds.samples.size()) ds.samples.resize(o.limit);
   report::check_labels(ds, meta, o.labels.value_or(o.data));
-  spdlog::info("model {} ({}, {} blocks, {} classes, scan {}), {} images from {}, device {}, {} threads", o.model,
-               meta.config_name, meta.num_blocks, meta.num_classes, meta.scan, ds.samples.size(), o.data,
-               device.str(), threads);
+  spdlog::info("model {} ({}, {} blocks, {} classes, scan {}), {} images from {}, device {}, {} threads",
+               o.model, meta.config_name, meta.num_blocks, meta.num_classes, meta.scan, ds.samples.size(),
+               o.data, device.str(), threads);
 
   Progress progress("eval", static_cast<int64_t>(ds.samples.size()), "img");
   const auto r = report::evaluate(model, reference ? &*reference : nullptr, ds, settings,
@@ -110,7 +113,8 @@ int run_eval(const EvalOptions& o) {
     if (r.reference_metrics->labelled()) {
       std::printf("  reference   top-1 %.2f %%  (%s)\n", r.reference_metrics->top1(), o.reference->c_str());
     }
-    std::printf("  agreement   %.2f %% top-1, mean KL %.5f\n", r.agreement.top1_agreement(), r.agreement.mean_kl());
+    std::printf("  agreement   %.2f %% top-1, mean KL %.5f\n", r.agreement.top1_agreement(),
+                r.agreement.mean_kl());
   }
   std::printf("  throughput  %.1f images/s (%.1f s; model %.1f s), %d threads, %s\n", r.images_per_second(),
               r.loop_seconds, r.model_seconds, threads, device.str().c_str());

@@ -1,10 +1,10 @@
 // vimvq inspect: metadata, quantizable layers with outlier statistics, and the packed size and
 // bits per weight that 1, 2 and 3 bits would give (codebooks included).
+#include <torch/script.h>
+
 #include <cmath>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
-#include <torch/script.h>
 
 #include "src/cli/commands.h"
 #include "src/cli/runtime.h"
@@ -76,33 +76,35 @@ int run_inspect(const InspectOptions& o) {
       codebook_bits += shape.codebook_bits();
     }
     const int64_t total_bits = index_bits + codebook_bits + other * 32;
-    j["packed"].push_back({{"bits", bits},
-                           {"index_bits_per_weight", static_cast<double>(index_bits) / quantizable},
-                           {"codebook_bits_per_weight", static_cast<double>(codebook_bits) / quantizable},
-                           {"effective_bits_per_weight", static_cast<double>(index_bits + codebook_bits) / quantizable},
-                           {"model_bytes", (total_bits + 7) / 8},
-                           {"model_bits_per_parameter", static_cast<double>(total_bits) / model.num_parameters()}});
+    j["packed"].push_back(
+        {{"bits", bits},
+         {"index_bits_per_weight", static_cast<double>(index_bits) / quantizable},
+         {"codebook_bits_per_weight", static_cast<double>(codebook_bits) / quantizable},
+         {"effective_bits_per_weight", static_cast<double>(index_bits + codebook_bits) / quantizable},
+         {"model_bytes", (total_bits + 7) / 8},
+         {"model_bits_per_parameter", static_cast<double>(total_bits) / model.num_parameters()}});
   }
   if (o.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("%s: %s (%s), %d blocks, %d classes, input %dx%dx%d (resize %d, crop %d), scan %s\n", o.model.c_str(),
-              meta.config_name.c_str(), meta.architecture.c_str(), meta.num_blocks, meta.num_classes,
-              meta.preprocess.channels, meta.image_size, meta.image_size, meta.preprocess.resize, meta.preprocess.crop,
-              meta.scan.c_str());
+  std::printf("%s: %s (%s), %d blocks, %d classes, input %dx%dx%d (resize %d, crop %d), scan %s\n",
+              o.model.c_str(), meta.config_name.c_str(), meta.architecture.c_str(), meta.num_blocks,
+              meta.num_classes, meta.preprocess.channels, meta.image_size, meta.image_size,
+              meta.preprocess.resize, meta.preprocess.crop, meta.scan.c_str());
   std::printf("parameters %lld (%.2f MB fp32), quantizable %lld (%.1f %%)\n\n",
               static_cast<long long>(model.num_parameters()), model.num_parameters() * 4 / 1e6,
               static_cast<long long>(quantizable), 100.0 * quantizable / model.num_parameters());
-  std::printf("%-36s %-10s %10s %10s %10s %10s\n", "layer", "shape", "params", "max/std", "ex.kurt", "%>6std");
+  std::printf("%-36s %-10s %10s %10s %10s %10s\n", "layer", "shape", "params", "max/std", "ex.kurt",
+              "%>6std");
   for (const auto& l : j["layers"]) {
     std::printf("%-36s %-10s %10lld %10.2f %10.2f %10.4f\n", l["name"].get<std::string>().c_str(),
                 shape_text(l["shape"].get<std::vector<int64_t>>()).c_str(), l["parameters"].get<long long>(),
                 l["max_abs_over_std"].get<double>(), l["excess_kurtosis"].get<double>(),
                 l["percent_beyond_6_std"].get<double>());
   }
-  std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective", "model size",
-              "model bpw");
+  std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective",
+              "model size", "model bpw");
   for (const auto& p : j["packed"]) {
     std::printf("%-5d %12.3f %12.3f %12.3f %11.3f MB %12.3f\n", p["bits"].get<int>(),
                 p["index_bits_per_weight"].get<double>(), p["codebook_bits_per_weight"].get<double>(),

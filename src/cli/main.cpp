@@ -1,10 +1,10 @@
 // vimvq: post-training vector quantization of Vision Mamba models. This file only parses options
 // (CLI11) into the subcommands' option structs and maps failures to one-line errors.
-#include <cstdio>
-#include <exception>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
+#include <cstdio>
+#include <exception>
 
 #include "src/cli/commands.h"
 #include "vimvq/util/error.h"
@@ -20,10 +20,13 @@ int main(int argc, char** argv) {
   auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model on an image folder");
   ev->add_option("model", eval.model, "TorchScript model (or packed checkpoint)")->required();
   ev->add_option("--data", eval.data, "ImageFolder tree, or a flat folder with --labels")->required();
-  ev->add_option("--labels", eval.labels, "label file for a flat folder (ILSVRC ground-truth or 'file label')");
-  ev->add_option("--label-base", eval.label_base, "first class index in --labels (default 1 for one-column files, else 0)");
+  ev->add_option("--labels", eval.labels,
+                 "label file for a flat folder (ILSVRC ground-truth or 'file label')");
+  ev->add_option("--label-base", eval.label_base,
+                 "first class index in --labels (default 1 for one-column files, else 0)");
   ev->add_option("--batch-size", eval.batch_size, "images per forward")->capture_default_str();
-  ev->add_option("--threads", eval.threads, "compute and decode threads (0: all cores)")->capture_default_str();
+  ev->add_option("--threads", eval.threads, "compute and decode threads (0: all cores)")
+      ->capture_default_str();
   ev->add_option("--device", eval.device, "cpu, cuda or cuda:N")->capture_default_str();
   ev->add_option("--limit", eval.limit, "evaluate only the first N images (0: all)");
   ev->add_option("--reference", eval.reference, "second model: report top-1 agreement and mean KL");
@@ -35,7 +38,8 @@ int main(int argc, char** argv) {
   QuantizeOptions quant;
   auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
   qu->add_option("model", quant.model, "TorchScript model")->required();
-  qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")->required();
+  qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")
+      ->required();
   qu->add_option("-o,--output", quant.output, "packed checkpoint to write (.vqpk)")->required();
   qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)");
   qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans or rtn");
@@ -45,13 +49,15 @@ int main(int argc, char** argv) {
   qu->add_option("--set", quant.sets, "override a parameter: key=value (repeatable)");
   qu->add_option("--include", quant.include, "only layers matching these patterns (glob or substring)");
   qu->add_option("--exclude", quant.exclude, "skip layers matching these patterns");
-  qu->add_option("--calib-size", quant.calib_size, "calibration images (seeded subset)")->capture_default_str();
+  qu->add_option("--calib-size", quant.calib_size, "calibration images (seeded subset)")
+      ->capture_default_str();
   qu->add_option("--batch-size", quant.batch_size, "calibration images per optimisation step");
   qu->add_option("--iters", quant.iters, "optimisation steps per block");
   qu->add_option("--seed", quant.seed, "seed for subsets, k-means and batches");
   qu->add_option("--device", quant.device, "cpu, cuda or cuda:N")->capture_default_str();
   qu->add_option("--threads", quant.threads, "threads (0: all cores)");
-  qu->add_option("--eval-data", quant.eval_data, "labelled folder: report full-precision and quantized accuracy");
+  qu->add_option("--eval-data", quant.eval_data,
+                 "labelled folder: report full-precision and quantized accuracy");
   qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
   qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
   qu->add_flag("--dry-run", quant.dry_run, "print sizes and bits only");

@@ -1,16 +1,19 @@
 #include "src/cli/progress.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 
-#include <spdlog/spdlog.h>
-
 namespace vimvq::cli {
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(::isatty(STDERR_FILENO) != 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      tty_(::isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 Progress::~Progress() {
   if (!finished_ && tty_ && done_ > 0) std::fputc('\n', stderr);
@@ -44,13 +47,13 @@ void Progress::draw(bool final) {
     std::string bar(filled, '#');
     bar.resize(kWidth, '.');
     std::fprintf(stderr, "\r%s [%s] %lld/%lld %s  %.1f %s/s  ETA %.0fs   ", label_.c_str(), bar.c_str(),
-                 static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate, unit_.c_str(),
-                 final ? 0.0 : eta);
+                 static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate,
+                 unit_.c_str(), final ? 0.0 : eta);
     if (final) std::fputc('\n', stderr);
     std::fflush(stderr);
   } else {
-    spdlog::info("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, ETA {:.0f}s", label_, done_, total_, unit_, 100 * frac, rate,
-                 unit_, final ? 0.0 : eta);
+    spdlog::info("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, ETA {:.0f}s", label_, done_, total_, unit_, 100 * frac,
+                 rate, unit_, final ? 0.0 : eta);
   }
 }
 

@@ -1,17 +1,16 @@
 // vimvq quantize: calibrate, pack, report. Parses nothing itself: options arrive in QuantizeOptions.
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <torch/script.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-#include <torch/script.h>
 
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
@@ -64,8 +63,10 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
 void check_output_writable(const std::string& path) {
   const std::filesystem::path out(path);
   const auto dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(dir)) throw Error(path + ": cannot write (folder " + dir.string() + " does not exist)");
-  if (::access(dir.c_str(), W_OK) != 0) throw Error(path + ": cannot write (folder " + dir.string() + " is not writable)");
+  if (!std::filesystem::is_directory(dir))
+    throw Error(path + ": cannot write (folder " + dir.string() + " does not exist)");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw Error(path + ": cannot write (folder " + dir.string() + " is not writable)");
   if (std::filesystem::is_directory(out)) throw Error(path + ": is a folder, expected a file name");
 }
 
@@ -75,8 +76,8 @@ uint64_t fnv1a(uint64_t h, const std::string& s) {
 }
 
 // A seeded, sorted subset of `count` images, loaded and preprocessed into one tensor.
-at::Tensor load_calibration(data::Dataset& ds, int count, uint64_t seed, const model::ModelMetadata& meta, int threads,
-                            const std::string& dir, std::string* list_hash) {
+at::Tensor load_calibration(data::Dataset& ds, int count, uint64_t seed, const model::ModelMetadata& meta,
+                            int threads, const std::string& dir, std::string* list_hash) {
   if (count < 1) throw Error("--calib-size must be at least 1");
   if (static_cast<size_t>(count) < ds.samples.size()) {
     std::mt19937_64 rng(seed);
@@ -111,17 +112,19 @@ std::string markdown(const nlohmann::json& r) {
   std::ostringstream md;
   char buf[512];
   md << "# vimvq quantize report\n\n";
-  md << "- model: `" << r["model"].get<std::string>() << "`\n- output: `" << r["output"].get<std::string>() << "`\n";
+  md << "- model: `" << r["model"].get<std::string>() << "`\n- output: `" << r["output"].get<std::string>()
+     << "`\n";
   md << "- method: " << r["params"]["method"].get<std::string>() << ", " << r["params"]["bits"].get<int>()
      << " bits, seed " << r["params"]["seed"].get<uint64_t>() << "\n";
   const auto& sz = r["size"];
-  std::snprintf(buf, sizeof buf,
-                "- size: %.3f MB fp32 -> %.3f MB packed (%.2fx); quantized weights: %.3f index + %.3f codebook = "
-                "%.3f bits per weight; whole file %.3f bits per parameter\n",
-                sz["fp32_bytes"].get<double>() / 1e6, sz["packed_bytes"].get<double>() / 1e6,
-                sz["fp32_bytes"].get<double>() / sz["packed_bytes"].get<double>(), sz["index_bpw"].get<double>(),
-                sz["codebook_bpw"].get<double>(), sz["effective_bpw"].get<double>(),
-                sz["file_bits_per_parameter"].get<double>());
+  std::snprintf(
+      buf, sizeof buf,
+      "- size: %.3f MB fp32 -> %.3f MB packed (%.2fx); quantized weights: %.3f index + %.3f codebook = "
+      "%.3f bits per weight; whole file %.3f bits per parameter\n",
+      sz["fp32_bytes"].get<double>() / 1e6, sz["packed_bytes"].get<double>() / 1e6,
+      sz["fp32_bytes"].get<double>() / sz["packed_bytes"].get<double>(), sz["index_bpw"].get<double>(),
+      sz["codebook_bpw"].get<double>(), sz["effective_bpw"].get<double>(),
+      sz["file_bits_per_parameter"].get<double>());
   md << buf;
   std::snprintf(buf, sizeof buf, "- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n",
                 r["timing"]["calibration_seconds"].get<double>(), r["timing"]["wall_seconds"].get<double>(),
@@ -130,7 +133,8 @@ std::string markdown(const nlohmann::json& r) {
   if (r.contains("accuracy")) {
     const auto& a = r["accuracy"];
     std::snprintf(buf, sizeof buf,
-                  "\n| | top-1 | top-5 |\n|---|---|---|\n| full precision | %.2f | %.2f |\n| quantized | %.2f | %.2f |\n"
+                  "\n| | top-1 | top-5 |\n|---|---|---|\n| full precision | %.2f | %.2f |\n| quantized | "
+                  "%.2f | %.2f |\n"
                   "\ntop-1 agreement %.2f %%, mean KL %.5f, on %lld images of %s\n",
                   a["full_precision"]["top1"].get<double>(), a["full_precision"]["top5"].get<double>(),
                   a["quantized"]["top1"].get<double>(), a["quantized"]["top5"].get<double>(),
@@ -151,8 +155,8 @@ std::string markdown(const nlohmann::json& r) {
   }
   md << "\n| block | loss before | loss after | seconds |\n|---|---|---|---|\n";
   for (const auto& b : r["blocks"]) {
-    std::snprintf(buf, sizeof buf, "| %d | %.4g | %.4g | %.1f |\n", b["index"].get<int>(), b["loss_init"].get<double>(),
-                  b["loss_final"].get<double>(), b["seconds"].get<double>());
+    std::snprintf(buf, sizeof buf, "| %d | %.4g | %.4g | %.1f |\n", b["index"].get<int>(),
+                  b["loss_init"].get<double>(), b["loss_final"].get<double>(), b["seconds"].get<double>());
     md << buf;
   }
   return md.str();
@@ -163,8 +167,8 @@ std::string markdown(const nlohmann::json& r) {
 // Everything after the packed file is written: report, evaluation (run_quantize removes the
 // output if this throws).
 int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p, model::VimModel& model,
-                    const calib::CalibrationResult& result, const format::SizeBreakdown& sizes, int64_t n_calib,
-                    const std::string& list_hash, int threads, const c10::Device& device,
+                    const calib::CalibrationResult& result, const format::SizeBreakdown& sizes,
+                    int64_t n_calib, const std::string& list_hash, int threads, const c10::Device& device,
                     std::chrono::steady_clock::time_point t_start);
 
 int run_quantize(const QuantizeOptions& o) {
@@ -175,7 +179,8 @@ int run_quantize(const QuantizeOptions& o) {
   auto model = model::VimModel::load(o.model, device);
   const auto& meta = model.metadata();
   const auto layers = calib::select_layers(model, p);
-  if (layers.empty()) throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
+  if (layers.empty())
+    throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
   SizeSummary planned;
   for (const auto& l : layers) {
     planned.quantized_weights += l.numel;
@@ -188,16 +193,18 @@ int run_quantize(const QuantizeOptions& o) {
       planned.codebook_bits += s.codebook_bits();
     }
   }
-  spdlog::info("{}: {} of {} quantizable layers, {} weights; {} at {} bits: {:.3f} index + {:.3f} codebook bpw", o.model,
-               layers.size(), model.quantizable_layers().size(), planned.quantized_weights, p.method, p.bits,
-               static_cast<double>(planned.index_bits) / planned.quantized_weights,
-               static_cast<double>(planned.codebook_bits) / planned.quantized_weights);
+  spdlog::info(
+      "{}: {} of {} quantizable layers, {} weights; {} at {} bits: {:.3f} index + {:.3f} codebook bpw",
+      o.model, layers.size(), model.quantizable_layers().size(), planned.quantized_weights, p.method, p.bits,
+      static_cast<double>(planned.index_bits) / planned.quantized_weights,
+      static_cast<double>(planned.codebook_bits) / planned.quantized_weights);
   if (o.dry_run) {
     for (const auto& l : layers) {
       const auto s = vq::vq_shape(p.bits, l.numel);
       std::printf("%-36s %6lldx%-6lld k=%-4lld d=%d  %.3f+%.3f bpw\n", l.name.c_str(),
-                  static_cast<long long>(l.shape[0]), static_cast<long long>(l.shape[1]), static_cast<long long>(s.k),
-                  s.d, static_cast<double>(s.index_bits()) / l.numel, static_cast<double>(s.codebook_bits()) / l.numel);
+                  static_cast<long long>(l.shape[0]), static_cast<long long>(l.shape[1]),
+                  static_cast<long long>(s.k), s.d, static_cast<double>(s.index_bits()) / l.numel,
+                  static_cast<double>(s.codebook_bits()) / l.numel);
     }
     return 0;
   }
@@ -206,8 +213,8 @@ int run_quantize(const QuantizeOptions& o) {
 
   data::Dataset calib_ds = data::open_dataset(o.calib, std::nullopt);
   std::string list_hash;
-  const at::Tensor images = load_calibration(calib_ds, o.calib_size, p.seed, meta, threads, o.calib, &list_hash)
-                                .to(device);
+  const at::Tensor images =
+      load_calibration(calib_ds, o.calib_size, p.seed, meta, threads, o.calib, &list_hash).to(device);
   spdlog::info("calibration: {} images from {} (list hash {})", images.size(0), o.calib, list_hash);
 
   int blocks_with_layers = 0;
@@ -248,8 +255,8 @@ int run_quantize(const QuantizeOptions& o) {
 }
 
 int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p, model::VimModel& model,
-                    const calib::CalibrationResult& result, const format::SizeBreakdown& sizes, int64_t n_calib,
-                    const std::string& list_hash, int threads, const c10::Device& device,
+                    const calib::CalibrationResult& result, const format::SizeBreakdown& sizes,
+                    int64_t n_calib, const std::string& list_hash, int threads, const c10::Device& device,
                     std::chrono::steady_clock::time_point t_start) {
   const auto& meta = model.metadata();
 
@@ -258,8 +265,8 @@ int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p,
   r["command"] = "quantize";
   r["model"] = o.model;
   r["output"] = o.output;
-  spdlog::info("wrote {} ({:.3f} MB: codes {:.3f}, codebooks {:.3f}, architecture + fp parameters {:.3f})", o.output,
-               sizes.file_bytes / 1e6, sizes.code_bytes / 1e6, sizes.codebook_bytes / 1e6,
+  spdlog::info("wrote {} ({:.3f} MB: codes {:.3f}, codebooks {:.3f}, architecture + fp parameters {:.3f})",
+               o.output, sizes.file_bytes / 1e6, sizes.code_bytes / 1e6, sizes.codebook_bytes / 1e6,
                sizes.architecture_bytes / 1e6);
   r["calibration"] = {{"folder", o.calib}, {"images", n_calib}, {"list_hash_fnv1a64", list_hash}};
   r["params"] = calib::to_json(p);
@@ -302,23 +309,25 @@ int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p,
                            {"confirmations", conf}});
   }
   const int64_t n_params = model.num_parameters();
-  r["size"] = {{"parameters", n_params},
-               {"quantized_weights", done.quantized_weights},
-               {"fp32_bytes", n_params * 4},
-               {"packed_bytes", sizes.file_bytes},
-               {"code_bytes", sizes.code_bytes},
-               {"codebook_bytes", sizes.codebook_bytes},
-               {"architecture_bytes", sizes.architecture_bytes},
-               {"index_bpw", static_cast<double>(done.index_bits) / done.quantized_weights},
-               {"codebook_bpw", static_cast<double>(done.codebook_bits) / done.quantized_weights},
-               {"effective_bpw", static_cast<double>(done.index_bits + done.codebook_bits) / done.quantized_weights},
-               {"file_bits_per_parameter", 8.0 * sizes.file_bytes / n_params}};
+  r["size"] = {
+      {"parameters", n_params},
+      {"quantized_weights", done.quantized_weights},
+      {"fp32_bytes", n_params * 4},
+      {"packed_bytes", sizes.file_bytes},
+      {"code_bytes", sizes.code_bytes},
+      {"codebook_bytes", sizes.codebook_bytes},
+      {"architecture_bytes", sizes.architecture_bytes},
+      {"index_bpw", static_cast<double>(done.index_bits) / done.quantized_weights},
+      {"codebook_bpw", static_cast<double>(done.codebook_bits) / done.quantized_weights},
+      {"effective_bpw", static_cast<double>(done.index_bits + done.codebook_bits) / done.quantized_weights},
+      {"file_bits_per_parameter", 8.0 * sizes.file_bytes / n_params}};
 
   if (o.eval_data) {
     auto quantized = model::VimModel::load(o.output, device);  // exactly what was written
     auto original = model::VimModel::load(o.model, device);
     data::Dataset ds = data::open_dataset(*o.eval_data, std::nullopt, meta.class_names);
-    if (o.eval_limit > 0 && static_cast<size_t>(o.eval_limit) < ds.samples.size()) ds.samples.resize(o.eval_limit);
+    if (o.eval_limit > 0 && static_cast<size_t>(o.eval_limit) < ds.samples.size())
+      ds.samples.resize(o.eval_limit);
     report::check_labels(ds, meta, *o.eval_data);
     report::EvalSettings es;
     es.batch_size = o.eval_batch_size;
@@ -326,12 +335,13 @@ int finish_quantize(const QuantizeOptions& o, const calib::CalibrationParams& p,
     Progress bar("eval", static_cast<int64_t>(ds.samples.size()), "img");
     const auto er = report::evaluate(quantized, &original, ds, es, [&](int64_t n) { bar.advance(n); });
     bar.finish();
-    r["accuracy"] = {{"data", *o.eval_data},
-                     {"images", er.metrics.images()},
-                     {"full_precision", {{"top1", er.reference_metrics->top1()}, {"top5", er.reference_metrics->top5()}}},
-                     {"quantized", {{"top1", er.metrics.top1()}, {"top5", er.metrics.top5()}}},
-                     {"top1_agreement", er.agreement.top1_agreement()},
-                     {"mean_kl", er.agreement.mean_kl()}};
+    r["accuracy"] = {
+        {"data", *o.eval_data},
+        {"images", er.metrics.images()},
+        {"full_precision", {{"top1", er.reference_metrics->top1()}, {"top5", er.reference_metrics->top5()}}},
+        {"quantized", {{"top1", er.metrics.top1()}, {"top5", er.metrics.top5()}}},
+        {"top1_agreement", er.agreement.top1_agreement()},
+        {"mean_kl", er.agreement.mean_kl()}};
   }
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);

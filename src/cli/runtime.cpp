@@ -26,7 +26,8 @@ c10::Device parse_device(const std::string& name) {
     throw Error("--device '" + name + "': unknown device (use cpu, cuda or cuda:N)");
   }
   if (device.is_cuda() && !at::hasCUDA()) {
-    throw Error("--device " + name + ": this vimvq's LibTorch has no CUDA support or no CUDA device is visible");
+    throw Error("--device " + name +
+                ": this vimvq's LibTorch has no CUDA support or no CUDA device is visible");
   }
   return device;
 }

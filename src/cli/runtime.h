@@ -1,9 +1,9 @@
 // Shared set-up for subcommands: thread count, device selection.
 #pragma once
 
-#include <string>
-
 #include <c10/core/Device.h>
+
+#include <string>
 
 namespace vimvq::cli {
 

@@ -94,7 +94,8 @@ Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
     std::string a, b, extra;
     if (!(fields >> a)) continue;
     fields >> b;
-    if (fields >> extra) throw Error(label_file.string() + ":" + std::to_string(line_no) + ": expected 1 or 2 fields");
+    if (fields >> extra)
+      throw Error(label_file.string() + ":" + std::to_string(line_no) + ": expected 1 or 2 fields");
     rows.emplace_back(b.empty() ? "" : a, b.empty() ? a : b);
   }
   if (rows.empty()) throw Error(label_file.string() + ": no labels");
@@ -119,16 +120,21 @@ Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
                   std::to_string(files.size()) + " files in " + dir.string());
     }
     const int base = label_base.value_or(1);
-    for (size_t i = 0; i < files.size(); ++i) ds.samples.push_back({files[i], parse_label(rows[i].second, i) - base});
+    for (size_t i = 0; i < files.size(); ++i)
+      ds.samples.push_back({files[i], parse_label(rows[i].second, i) - base});
   } else {
     const int base = label_base.value_or(0);
     for (size_t i = 0; i < rows.size(); ++i) {
-      if (rows[i].first.empty()) throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
+      if (rows[i].first.empty())
+        throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
       fs::path p = dir / rows[i].first;
-      if (!fs::exists(p)) throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() + " not found");
+      if (!fs::exists(p))
+        throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() +
+                    " not found");
       ds.samples.push_back({p, parse_label(rows[i].second, i) - base});
     }
-    std::sort(ds.samples.begin(), ds.samples.end(), [](const Sample& x, const Sample& y) { return x.path < y.path; });
+    std::sort(ds.samples.begin(), ds.samples.end(),
+              [](const Sample& x, const Sample& y) { return x.path < y.path; });
   }
   for (size_t i = 0; i < ds.samples.size(); ++i) {
     if (ds.samples[i].label < 0) {

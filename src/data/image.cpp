@@ -10,7 +10,8 @@ namespace vimvq::data {
 
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name) {
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, name);
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+    return decode_jpeg(bytes, name);
   if (bytes.size() >= 8 && std::equal(kPng, kPng + 8, bytes.begin())) return decode_png(bytes, name);
   if (bytes.empty()) throw Error(name + ": empty file");
   throw Error(name + ": not an image (neither JPEG nor PNG by content)");
@@ -32,7 +33,8 @@ Image convert_channels(const Image& image, int channels) {
   const size_t n = static_cast<size_t>(image.width) * image.height;
   out.pixels.resize(n * channels);
   if (image.channels == 1 && channels == 3) {
-    for (size_t i = 0; i < n; ++i) out.pixels[i * 3] = out.pixels[i * 3 + 1] = out.pixels[i * 3 + 2] = image.pixels[i];
+    for (size_t i = 0; i < n; ++i)
+      out.pixels[i * 3] = out.pixels[i * 3 + 1] = out.pixels[i * 3 + 2] = image.pixels[i];
   } else if (image.channels == 3 && channels == 1) {
     for (size_t i = 0; i < n; ++i) {
       const uint32_t r = image.pixels[i * 3], g = image.pixels[i * 3 + 1], b = image.pixels[i * 3 + 2];

@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <memory>
 
+// clang-format off: jpeglib.h needs size_t and FILE declared before it.
 #include <jpeglib.h>
+// clang-format on
 
 #include "src/data/image_codecs.h"
 #include "vimvq/util/error.h"

@@ -1,10 +1,10 @@
 // PNG decoding with libpng, converted as PIL's convert("RGB"/"L") would: palettes expanded,
 // alpha dropped (not composited), 16-bit samples reduced to their high byte.
+#include <png.h>
+
 #include <csetjmp>
 #include <cstring>
 #include <memory>
-
-#include <png.h>
 
 #include "src/data/image_codecs.h"
 #include "vimvq/util/error.h"
@@ -56,13 +56,15 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& name) {
   const int color = png_get_color_type(r->png, r->info);
   if (png_get_bit_depth(r->png, r->info) == 16) png_set_strip_16(r->png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(r->png);
-  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(r->png, r->info) < 8) png_set_expand_gray_1_2_4_to_8(r->png);
+  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(r->png, r->info) < 8)
+    png_set_expand_gray_1_2_4_to_8(r->png);
   png_set_interlace_handling(r->png);
   png_read_update_info(r->png, r->info);
   const int w = static_cast<int>(png_get_image_width(r->png, r->info));
   const int h = static_cast<int>(png_get_image_height(r->png, r->info));
   const int ch = png_get_channels(r->png, r->info);  // 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28)) throw Error(name + ": PNG dimensions out of range");
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28))
+    throw Error(name + ": PNG dimensions out of range");
   const size_t stride = png_get_rowbytes(r->png, r->info);
   r->decoded.resize(stride * h);
   r->rows.resize(h);
@@ -76,7 +78,8 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& name) {
   r->image.pixels.resize(static_cast<size_t>(w) * h * out_ch);
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
-      for (int c = 0; c < out_ch; ++c) r->image.pixels[(static_cast<size_t>(y) * w + x) * out_ch + c] = r->rows[y][x * ch + c];
+      for (int c = 0; c < out_ch; ++c)
+        r->image.pixels[(static_cast<size_t>(y) * w + x) * out_ch + c] = r->rows[y][x * ch + c];
     }
   }
   return std::move(r->image);

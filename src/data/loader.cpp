@@ -31,7 +31,8 @@ void BatchLoader::work() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       space_.wait(lock, [&] {
-        return stopping_ || next_to_claim_ >= num_batches_ || next_to_claim_ < next_to_return_ + options_.prefetch_batches;
+        return stopping_ || next_to_claim_ >= num_batches_ ||
+               next_to_claim_ < next_to_return_ + options_.prefetch_batches;
       });
       if (stopping_ || next_to_claim_ >= num_batches_) return;
       index = next_to_claim_++;

@@ -22,8 +22,8 @@ constexpr int kPrecisionBits = 32 - 8 - 2;  // PIL's fixed point for 8-bit resam
 
 struct Coefficients {
   int ksize = 0;
-  std::vector<int> bounds;   // per output pixel: first input index, count
-  std::vector<int32_t> k;    // fixed-point weights, ksize per output pixel
+  std::vector<int> bounds;  // per output pixel: first input index, count
+  std::vector<int32_t> k;   // fixed-point weights, ksize per output pixel
 };
 
 // PIL's precompute_coeffs + normalize_coeffs_8bpc.
@@ -51,8 +51,8 @@ Coefficients coefficients(int in_size, int out_size) {
     }
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] = static_cast<int32_t>(
-          v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] =
+          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[xx * 2] = xmin;
     c.bounds[xx * 2 + 1] = xmax;
@@ -119,7 +119,8 @@ Image center_crop(const Image& image, int size) {
   const int pad_top = image.height < size ? (size - image.height) / 2 : 0;
   const int pw = image.width + (image.width < size ? size - image.width : 0);
   const int ph = image.height + (image.height < size ? size - image.height : 0);
-  const int left = static_cast<int>(std::nearbyint((pw - size) / 2.0)) - pad_left;  // half to even, as round()
+  const int left =
+      static_cast<int>(std::nearbyint((pw - size) / 2.0)) - pad_left;  // half to even, as round()
   const int top = static_cast<int>(std::nearbyint((ph - size) / 2.0)) - pad_top;
   for (int y = 0; y < size; ++y) {
     const int sy = y + top;
@@ -139,12 +140,14 @@ void preprocess(const Image& decoded, const PreprocessParams& p, float* out) {
   if (static_cast<int>(p.mean.size()) != p.channels || static_cast<int>(p.std.size()) != p.channels) {
     throw Error("preprocess: mean/std must have one value per channel");
   }
-  const Image cropped = center_crop(resize_shorter_side(convert_channels(decoded, p.channels), p.resize), p.crop);
+  const Image cropped =
+      center_crop(resize_shorter_side(convert_channels(decoded, p.channels), p.resize), p.crop);
   const size_t plane = static_cast<size_t>(p.crop) * p.crop;
   for (int c = 0; c < p.channels; ++c) {
     const float scale = 1.0f / (255.0f * p.std[c]);
     const float shift = p.mean[c] / p.std[c];
-    for (size_t i = 0; i < plane; ++i) out[c * plane + i] = cropped.pixels[i * p.channels + c] * scale - shift;
+    for (size_t i = 0; i < plane; ++i)
+      out[c * plane + i] = cropped.pixels[i * p.channels + c] * scale - shift;
   }
 }
 

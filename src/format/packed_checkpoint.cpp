@@ -17,7 +17,8 @@ namespace {
 // Little-endian fixed-width fields.
 template <typename T>
 void put(std::string& out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF));
 }
 
 template <typename T>
@@ -39,12 +40,13 @@ uint32_t crc32_of(const void* data, size_t size) {
   return static_cast<uint32_t>(crc);
 }
 
-constexpr size_t kHeaderSize = 8 + 2 + 2 + 4 + 4;   // magic, major, minor, sections, header crc
-constexpr size_t kSectionHeaderSize = 4 + 4 + 8;    // tag, payload crc, payload length
+constexpr size_t kHeaderSize = 8 + 2 + 2 + 4 + 4;  // magic, major, minor, sections, header crc
+constexpr size_t kSectionHeaderSize = 4 + 4 + 8;   // tag, payload crc, payload length
 constexpr uint32_t kMaxSections = 1u << 20;
 
 uint32_t tag_of(const char (&t)[5]) { return get<uint32_t>(reinterpret_cast<const uint8_t*>(t)); }
-const uint32_t kTagMeta = tag_of("META"), kTagArch = tag_of("ARCH"), kTagBook = tag_of("CBK1"), kTagCode = tag_of("CODE");
+const uint32_t kTagMeta = tag_of("META"), kTagArch = tag_of("ARCH"), kTagBook = tag_of("CBK1"),
+               kTagCode = tag_of("CODE");
 
 void add_section(std::string& out, uint32_t tag, const std::string& payload) {
   put<uint32_t>(out, tag);
@@ -78,7 +80,7 @@ void set_parameter(torch::jit::Module& model, const std::string& name, const at:
 }
 
 nlohmann::json layer_json(const QuantizedLayer& l) {
-  return {{"name", l.name}, {"shape", l.shape},         {"k", l.k},           {"d", l.d},
+  return {{"name", l.name},     {"shape", l.shape},         {"k", l.k},          {"d", l.d},
           {"groups", l.groups}, {"code_bits", l.code_bits}, {"method", l.method}};
 }
 
@@ -115,7 +117,8 @@ SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
     if (l.codebook.size(0) != l.groups * l.k || l.codebook.size(1) != l.d) {
       throw Error(path + ": codebook of " + l.name + " is not (groups * k) x d");
     }
-    if (l.k > (int64_t{1} << l.code_bits)) throw Error(path + ": " + l.name + ": k does not fit its code bits");
+    if (l.k > (int64_t{1} << l.code_bits))
+      throw Error(path + ": " + l.name + ": k does not fit its code bits");
     const std::string book = fp16_bytes(l.codebook);
     const auto packed = vq::pack_codes(l.codes, l.code_bits);
     add_section(out, kTagBook, book);
@@ -144,19 +147,23 @@ PackedCheckpoint read_packed(const std::string& path) {
   if (file_size < kHeaderSize) throw fail("truncated packed checkpoint (no complete header)");
   uint8_t header[kHeaderSize];
   in.read(reinterpret_cast<char*>(header), kHeaderSize);
-  if (std::memcmp(header, kMagic, sizeof kMagic) != 0) throw fail("not a vimvq packed checkpoint (bad magic)");
+  if (std::memcmp(header, kMagic, sizeof kMagic) != 0)
+    throw fail("not a vimvq packed checkpoint (bad magic)");
   const uint16_t major = get<uint16_t>(header + 8);
   if (major != kMajorVersion) {
-    throw fail("packed format version " + std::to_string(major) + "." + std::to_string(get<uint16_t>(header + 10)) +
-               " is not readable by this vimvq (reads " + std::to_string(kMajorVersion) + ".x)");
+    throw fail("packed format version " + std::to_string(major) + "." +
+               std::to_string(get<uint16_t>(header + 10)) + " is not readable by this vimvq (reads " +
+               std::to_string(kMajorVersion) + ".x)");
   }
-  if (crc32_of(header, kHeaderSize - 4) != get<uint32_t>(header + kHeaderSize - 4)) throw fail("header checksum mismatch");
+  if (crc32_of(header, kHeaderSize - 4) != get<uint32_t>(header + kHeaderSize - 4))
+    throw fail("header checksum mismatch");
   const uint32_t sections = get<uint32_t>(header + 12);
   if (sections < 2 || sections > kMaxSections || sections % 2 != 0) throw fail("implausible section count");
 
   uint64_t offset = kHeaderSize;
   auto read_section = [&](uint32_t want_tag, const char* what) {
-    if (file_size - offset < kSectionHeaderSize) throw fail(std::string("truncated before the ") + what + " section");
+    if (file_size - offset < kSectionHeaderSize)
+      throw fail(std::string("truncated before the ") + what + " section");
     uint8_t sh[kSectionHeaderSize];
     in.read(reinterpret_cast<char*>(sh), kSectionHeaderSize);
     const uint32_t tag = get<uint32_t>(sh), crc = get<uint32_t>(sh + 4);
@@ -164,13 +171,14 @@ PackedCheckpoint read_packed(const std::string& path) {
     if (tag != want_tag) throw fail(std::string("expected the ") + what + " section, found another");
     offset += kSectionHeaderSize;
     if (length > file_size - offset) {
-      throw fail(std::string("truncated ") + what + " section (" + std::to_string(length) + " bytes declared, " +
-                 std::to_string(file_size - offset) + " left)");
+      throw fail(std::string("truncated ") + what + " section (" + std::to_string(length) +
+                 " bytes declared, " + std::to_string(file_size - offset) + " left)");
     }
     std::string payload(length, '\0');  // bounded by the file size checked above
     in.read(payload.data(), static_cast<std::streamsize>(length));
     if (!in) throw fail(std::string("read error in the ") + what + " section");
-    if (crc32_of(payload.data(), payload.size()) != crc) throw fail(std::string("checksum mismatch in the ") + what + " section");
+    if (crc32_of(payload.data(), payload.size()) != crc)
+      throw fail(std::string("checksum mismatch in the ") + what + " section");
     offset += length;
     return payload;
   };
@@ -201,11 +209,13 @@ PackedCheckpoint read_packed(const std::string& path) {
         if (s < 0 || s > (int64_t{1} << 32)) throw fail(l.name + ": implausible shape");
         numel *= s;
       }
-      if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 || l.k > (int64_t{1} << l.code_bits)) {
+      if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 ||
+          l.k > (int64_t{1} << l.code_bits)) {
         throw fail(l.name + ": implausible k, d or code bits");
       }
       const int64_t n_sub = (numel + l.d - 1) / l.d;
-      if (l.groups < 1 || l.groups > n_sub || n_sub % l.groups != 0) throw fail(l.name + ": implausible codebook groups");
+      if (l.groups < 1 || l.groups > n_sub || n_sub % l.groups != 0)
+        throw fail(l.name + ": implausible codebook groups");
       const std::string book = read_section(kTagBook, "codebook");
       if (book.size() != static_cast<size_t>(l.groups * l.k * l.d * 2)) {
         throw fail(l.name + ": codebook size does not match groups x k x d");
@@ -217,9 +227,12 @@ PackedCheckpoint read_packed(const std::string& path) {
       if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits)) {
         throw fail(l.name + ": packed codes size does not match its shape");
       }
-      l.codes = vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
+      l.codes =
+          vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
       for (auto code : l.codes) {
-        if (code >= l.k) throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) + ")");
+        if (code >= l.k)
+          throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) +
+                     ")");
       }
       c.layers.push_back(std::move(l));
     }
@@ -234,7 +247,8 @@ at::Tensor dequantize_layer(const QuantizedLayer& l) {
   const int64_t n_sub = static_cast<int64_t>(l.codes.size());
   const at::Tensor group = at::arange(n_sub, at::kLong).floor_divide(n_sub / l.groups);
   const at::Tensor index = group * l.k + at::tensor(l.codes, at::kLong);
-  return vq::from_subvectors(l.codebook.to(at::kHalf).to(at::kFloat).index_select(0, index), l.shape).contiguous();
+  return vq::from_subvectors(l.codebook.to(at::kHalf).to(at::kFloat).index_select(0, index), l.shape)
+      .contiguous();
 }
 
 torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {

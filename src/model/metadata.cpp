@@ -30,7 +30,8 @@ ModelMetadata parse_metadata(const std::string& json_text, const std::string& so
     m.image_size = in.at("image_size").get<int>();
     m.interpolation = in.at("interpolation").get<std::string>();
     m.num_classes = j.at("num_classes").get<int>();
-    if (j.contains("class_names") && !j["class_names"].is_null()) m.class_names = j["class_names"].get<std::vector<std::string>>();
+    if (j.contains("class_names") && !j["class_names"].is_null())
+      m.class_names = j["class_names"].get<std::vector<std::string>>();
     m.cls_token_position = j.at("cls_token_position").get<int>();
     m.num_blocks = j.at("num_blocks").get<int>();
     m.quantizable_layers = j.at("quantizable_layers").get<std::vector<std::string>>();
@@ -38,14 +39,17 @@ ModelMetadata parse_metadata(const std::string& json_text, const std::string& so
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + e.what());
   }
-  if (m.preprocess.channels != 1 && m.preprocess.channels != 3) throw Error(where + "input channels must be 1 or 3");
+  if (m.preprocess.channels != 1 && m.preprocess.channels != 3)
+    throw Error(where + "input channels must be 1 or 3");
   if (static_cast<int>(m.preprocess.mean.size()) != m.preprocess.channels ||
       static_cast<int>(m.preprocess.std.size()) != m.preprocess.channels) {
     throw Error(where + "mean/std need one value per input channel");
   }
-  if (m.interpolation != "bicubic") throw Error(where + "interpolation '" + m.interpolation + "' is not supported");
+  if (m.interpolation != "bicubic")
+    throw Error(where + "interpolation '" + m.interpolation + "' is not supported");
   if (m.preprocess.crop != m.image_size) throw Error(where + "crop size differs from the model's image size");
-  if (m.num_classes < 1 || m.num_blocks < 1) throw Error(where + "num_classes and num_blocks must be positive");
+  if (m.num_classes < 1 || m.num_blocks < 1)
+    throw Error(where + "num_classes and num_blocks must be positive");
   if (!m.class_names.empty() && static_cast<int>(m.class_names.size()) != m.num_classes) {
     throw Error(where + "class_names has " + std::to_string(m.class_names.size()) + " entries for " +
                 std::to_string(m.num_classes) + " classes");

@@ -9,7 +9,8 @@ namespace vimvq::model {
 namespace {
 
 std::pair<at::Tensor, at::Tensor> as_pair(const c10::IValue& v, const std::string& what) {
-  if (!v.isTuple() || v.toTupleRef().elements().size() != 2) throw Error(what + " must return (hidden, residual)");
+  if (!v.isTuple() || v.toTupleRef().elements().size() != 2)
+    throw Error(what + " must return (hidden, residual)");
   const auto& e = v.toTupleRef().elements();
   return {e[0].toTensor(), e[1].toTensor()};
 }
@@ -29,8 +30,10 @@ VimModel VimModel::load(const std::string& path, const c10::Device& device) {
                                           : torch::jit::load(path, device);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    if (what.find("vimvq::selective_scan") != std::string::npos || what.find("Unknown builtin op") != std::string::npos) {
-      throw Error(path + ": model uses an operator this build does not provide: " + what.substr(0, what.find('\n')));
+    if (what.find("vimvq::selective_scan") != std::string::npos ||
+        what.find("Unknown builtin op") != std::string::npos) {
+      throw Error(path +
+                  ": model uses an operator this build does not provide: " + what.substr(0, what.find('\n')));
     }
     throw Error(path + ": not a TorchScript model (" + what.substr(0, what.find('\n')) + ")");
   } catch (const Error& e) {
@@ -42,7 +45,8 @@ VimModel VimModel::load(const std::string& path, const c10::Device& device) {
   for (const char* method : {"forward", "forward_embed", "forward_head", "metadata"}) {
     if (!module.find_method(method)) throw Error(contract + "no method '" + method + "'");
   }
-  if (!module.hasattr("layers") || !module.attr("layers").isModule()) throw Error(contract + "no 'layers' module list");
+  if (!module.hasattr("layers") || !module.attr("layers").isModule())
+    throw Error(contract + "no 'layers' module list");
   const std::string meta_json = module.get_method("metadata")({}).toStringRef();
   ModelMetadata meta = parse_metadata(meta_json, path);
   int n_blocks = 0;
@@ -67,15 +71,17 @@ std::pair<at::Tensor, at::Tensor> VimModel::embed(const at::Tensor& images) {
   return as_pair(module_.get_method("forward_embed")({images}), path_ + ": forward_embed");
 }
 
-std::pair<at::Tensor, at::Tensor> VimModel::block(int index, const at::Tensor& hidden, const at::Tensor& residual) {
+std::pair<at::Tensor, at::Tensor> VimModel::block(int index, const at::Tensor& hidden,
+                                                  const at::Tensor& residual) {
   return as_pair(blocks_.at(index).forward({hidden, residual}), path_ + ": block forward");
 }
 
 std::map<std::string, at::Tensor> VimModel::layer_inputs(int index, const at::Tensor& hidden,
-                                                       const at::Tensor& residual) {
+                                                         const at::Tensor& residual) {
   const c10::IValue out = blocks_.at(index).get_method("layer_inputs")({hidden, residual});
   std::map<std::string, at::Tensor> inputs;
-  for (const auto& item : out.toGenericDict()) inputs.emplace(item.key().toStringRef(), item.value().toTensor());
+  for (const auto& item : out.toGenericDict())
+    inputs.emplace(item.key().toStringRef(), item.value().toTensor());
   return inputs;
 }
 
@@ -90,7 +96,8 @@ std::vector<LayerInfo> VimModel::quantizable_layers() const {
     for (const auto& p : blocks_[b].named_parameters(true)) params.emplace(p.name, p.value);
     for (const auto& local : metadata_.quantizable_layers) {
       auto it = params.find(local);
-      if (it == params.end()) throw Error(path_ + ": block " + std::to_string(b) + " has no parameter '" + local + "'");
+      if (it == params.end())
+        throw Error(path_ + ": block " + std::to_string(b) + " has no parameter '" + local + "'");
       LayerInfo info;
       info.name = "layers." + std::to_string(b) + "." + local;
       info.block = static_cast<int>(b);

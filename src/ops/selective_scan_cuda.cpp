@@ -18,8 +18,9 @@ cuda::ScanDims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tenso
 
 at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
 
-at::Tensor forward_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
-                        const at::Tensor& C, const at::Tensor& D, const at::Tensor& z, const at::Tensor& delta_bias) {
+at::Tensor forward_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                        const at::Tensor& B, const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
+                        const at::Tensor& delta_bias) {
   check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
   const c10::cuda::CUDAGuard guard(u.device());
   auto uc = u.contiguous(), deltac = delta.contiguous(), Ac = A.contiguous(), zc = z.contiguous();
@@ -35,9 +36,10 @@ at::Tensor forward_cuda(const at::Tensor& u, const at::Tensor& delta, const at::
   return out;
 }
 
-std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tensor& u, const at::Tensor& delta,
-                                      const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
-                                      const at::Tensor& D, const at::Tensor& z, const at::Tensor& delta_bias) {
+std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tensor& u,
+                                      const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                                      const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
+                                      const at::Tensor& delta_bias) {
   check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
   const c10::cuda::CUDAGuard guard(u.device());
   const auto s = dims_of(u, A, B);
@@ -51,11 +53,12 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cuda", [&] {
     cuda::scan_backward<scalar_t>(
-        s, g.data_ptr<scalar_t>(), uc.data_ptr<scalar_t>(), deltac.data_ptr<scalar_t>(), Ac.data_ptr<scalar_t>(),
-        Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(), Dc.data_ptr<scalar_t>(), zc.data_ptr<scalar_t>(),
-        biasc.data_ptr<scalar_t>(), states.data_ptr<scalar_t>(), du.data_ptr<scalar_t>(),
-        ddelta.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(), dBt.data_ptr<scalar_t>(), dCt.data_ptr<scalar_t>(),
-        dD.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(), dbias.data_ptr<scalar_t>(), stream);
+        s, g.data_ptr<scalar_t>(), uc.data_ptr<scalar_t>(), deltac.data_ptr<scalar_t>(),
+        Ac.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(), Dc.data_ptr<scalar_t>(),
+        zc.data_ptr<scalar_t>(), biasc.data_ptr<scalar_t>(), states.data_ptr<scalar_t>(),
+        du.data_ptr<scalar_t>(), ddelta.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(),
+        dBt.data_ptr<scalar_t>(), dCt.data_ptr<scalar_t>(), dD.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(),
+        dbias.data_ptr<scalar_t>(), stream);
   });
   return {du, ddelta, dA, dBt.transpose(2, 3).contiguous(), dCt.transpose(2, 3).contiguous(), dD, dz, dbias};
 }

@@ -26,8 +26,8 @@ __device__ T sigmoid(T x) {
 }
 
 template <typename T>
-__global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
-                               const T* z, const T* bias, T* out, T* states) {
+__global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* A, const T* B, const T* C,
+                               const T* D, const T* z, const T* bias, T* out, T* states) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= s.batch * s.dim) return;
   const int64_t b = i / s.dim, d = i % s.dim, L = s.length, N = s.n_state;
@@ -108,7 +108,8 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
 }
 
 void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("selective_scan CUDA ") + what + ": " + cudaGetErrorString(e));
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("selective_scan CUDA ") + what + ": " + cudaGetErrorString(e));
 }
 
 int blocks_for(const ScanDims& s) { return static_cast<int>((s.batch * s.dim + kThreads - 1) / kThreads); }
@@ -116,32 +117,33 @@ int blocks_for(const ScanDims& s) { return static_cast<int>((s.batch * s.dim + k
 }  // namespace
 
 template <typename T>
-void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
-                  const T* z, const T* bias, T* out, void* stream) {
+void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C,
+                  const T* D, const T* z, const T* bias, T* out, void* stream) {
   if (s.batch * s.dim == 0) return;
-  forward_kernel<T><<<blocks_for(s), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(s, u, delta, A, B, C, D, z,
-                                                                                        bias, out, nullptr);
+  forward_kernel<T><<<blocks_for(s), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      s, u, delta, A, B, C, D, z, bias, out, nullptr);
   check(cudaGetLastError(), "forward launch");
 }
 
 template <typename T>
-void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B, const T* C,
-                   const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA, T* dB, T* dC, T* dD,
-                   T* dz, T* dbias, void* stream) {
+void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
+                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA,
+                   T* dB, T* dC, T* dD, T* dz, T* dbias, void* stream) {
   if (s.batch * s.dim == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
   forward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, u, delta, A, B, C, D, z, bias, nullptr, states);
   check(cudaGetLastError(), "state recompute launch");
-  backward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, grad, u, delta, A, B, C, D, z, bias, states, du, ddelta,
-                                                          dA, dB, dC, dD, dz, dbias);
+  backward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, grad, u, delta, A, B, C, D, z, bias, states, du,
+                                                         ddelta, dA, dB, dC, dD, dz, dbias);
   check(cudaGetLastError(), "backward launch");
 }
 
-#define VIMVQ_INSTANTIATE(T)                                                                                         \
-  template void scan_forward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*,         \
-                                const T*, const T*, T*, void*);                                                      \
-  template void scan_backward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*,        \
-                                 const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, void*);
+#define VIMVQ_INSTANTIATE(T)                                                                                 \
+  template void scan_forward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*, \
+                                const T*, const T*, T*, void*);                                              \
+  template void scan_backward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*,          \
+                                 const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, \
+                                 void*);
 VIMVQ_INSTANTIATE(float)
 VIMVQ_INSTANTIATE(double)
 #undef VIMVQ_INSTANTIATE

@@ -13,14 +13,14 @@ struct ScanDims {
 };
 
 template <typename T>
-void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C, const T* D,
-                  const T* z, const T* bias, T* out, void* stream);
+void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C,
+                  const T* D, const T* z, const T* bias, T* out, void* stream);
 
 // states: scratch of batch * dim * length * n_state values (the forward states, kept for the
 // reverse pass). dB, dC, dA, dD, dbias must be zeroed: they are accumulated atomically.
 template <typename T>
-void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B, const T* C,
-                   const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA, T* dB, T* dC, T* dD,
-                   T* dz, T* dbias, void* stream);
+void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
+                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA,
+                   T* dB, T* dC, T* dD, T* dz, T* dbias, void* stream);
 
 }  // namespace vimvq::ops::cuda

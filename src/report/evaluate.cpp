@@ -1,9 +1,9 @@
 #include "vimvq/report/evaluate.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
 #include <torch/script.h>
+
+#include <chrono>
 
 #include "vimvq/util/error.h"
 
@@ -50,7 +50,8 @@ EvalResult evaluate(model::VimModel& model, model::VimModel* reference, const da
     if (advance) advance(static_cast<int64_t>(batch->size() + batch->skipped.size()));
     if (batch->size() == 0) continue;
     const int64_t n = static_cast<int64_t>(batch->size());
-    const at::Tensor images = at::from_blob(batch->pixels.data(), {n, c, s, s}, at::kFloat).to(model.device());
+    const at::Tensor images =
+        at::from_blob(batch->pixels.data(), {n, c, s, s}, at::kFloat).to(model.device());
     const auto t0 = Clock::now();
     const at::Tensor logits = model.forward(images).to(at::kCPU);
     at::Tensor ref_logits;

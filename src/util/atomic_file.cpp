@@ -14,7 +14,9 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path.string() + ": cannot write (" + fs::path(path).parent_path().string() + " not writable?)");
+    if (!out)
+      throw Error(path.string() + ": cannot write (" + fs::path(path).parent_path().string() +
+                  " not writable?)");
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
     out.flush();
     if (!out) {

@@ -28,7 +28,8 @@ at::Tensor rtn_quantize(const at::Tensor& weight, int bits) {
   return r.levels.gather(1, r.codes.view({weight.size(0), -1})).view(weight.sizes()).to(weight.dtype());
 }
 
-VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance, int d, const KMeansParams& params) {
+VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance, int d,
+                         const KMeansParams& params) {
   const at::Tensor sub = to_subvectors(weight.to(at::kFloat), d);
   KMeansResult km = weighted_kmeans(sub, importance, params);
   // The assignment of the last iteration is for the centroids before their last update: assign

@@ -22,8 +22,8 @@ ConvexQuantizer::ConvexQuantizer(const at::Tensor& subvectors, const at::Tensor&
   // The n nearest codewords under the weighted distance, chunk by chunk (O(chunk * k) transient).
   for (int64_t s = 0; s < n_sub; s += params.chunk_rows) {
     const int64_t e = std::min(n_sub, s + params.chunk_rows);
-    const at::Tensor d = weighted_sq_distances(x.slice(0, s, e),
-                                               importance_.defined() ? importance_.slice(0, s, e) : importance_, c);
+    const at::Tensor d = weighted_sq_distances(
+        x.slice(0, s, e), importance_.defined() ? importance_.slice(0, s, e) : importance_, c);
     auto [values, indices] = d.topk(n, 1, /*largest=*/false, /*sorted=*/true);
     hull_.slice(0, s, e).copy_(indices);
     dist.slice(0, s, e).copy_(values);

@@ -16,11 +16,20 @@ VqShape vq_shape(int bits, int64_t numel) {
   VqShape s;
   s.bits = bits;
   switch (bits) {
-    case 1: s.d = 8, s.k = 256; break;
-    case 2: s.d = 4, s.k = 256; break;
-    case 3: s.d = 2, s.k = 64; break;
-    case 4: s.d = 2, s.k = 256; break;
-    default: throw Error("unsupported bit width " + std::to_string(bits) + " (supported: 1, 2, 3, 4)");
+    case 1:
+      s.d = 8, s.k = 256;
+      break;
+    case 2:
+      s.d = 4, s.k = 256;
+      break;
+    case 3:
+      s.d = 2, s.k = 64;
+      break;
+    case 4:
+      s.d = 2, s.k = 256;
+      break;
+    default:
+      throw Error("unsupported bit width " + std::to_string(bits) + " (supported: 1, 2, 3, 4)");
   }
   s.n_sub = (numel + s.d - 1) / s.d;
   // Tiny layers: at most N_sub/4 codewords (largest power of two), so each codeword is shared.

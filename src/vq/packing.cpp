@@ -30,22 +30,24 @@ std::vector<uint8_t> pack_codes(const std::vector<int64_t>& codes, int bits) {
     }
     // A code spans at most 3 bytes (16 bits starting at any bit offset).
     const uint32_t shifted = static_cast<uint32_t>(c) << (bit % 8);
-    for (size_t b = bit / 8, s = 0; s < 24 && b < out.size(); ++b, s += 8) out[b] |= static_cast<uint8_t>(shifted >> s);
+    for (size_t b = bit / 8, s = 0; s < 24 && b < out.size(); ++b, s += 8)
+      out[b] |= static_cast<uint8_t>(shifted >> s);
   }
   return out;
 }
 
 std::vector<int64_t> unpack_codes(const uint8_t* data, size_t size, size_t count, int bits) {
   if (size < packed_size(count, bits)) {
-    throw Error("packed codes: " + std::to_string(size) + " bytes for " + std::to_string(count) + " codes of " +
-                std::to_string(bits) + " bits");
+    throw Error("packed codes: " + std::to_string(size) + " bytes for " + std::to_string(count) +
+                " codes of " + std::to_string(bits) + " bits");
   }
   std::vector<int64_t> codes(count);
   const uint32_t mask = (uint32_t{1} << bits) - 1;
   uint64_t bit = 0;
   for (size_t i = 0; i < count; ++i, bit += bits) {
     uint32_t word = 0;
-    for (size_t b = bit / 8, s = 0; s < 24 && b < size; ++b, s += 8) word |= static_cast<uint32_t>(data[b]) << s;
+    for (size_t b = bit / 8, s = 0; s < 24 && b < size; ++b, s += 8)
+      word |= static_cast<uint32_t>(data[b]) << s;
     codes[i] = (word >> (bit % 8)) & mask;
   }
   return codes;

@@ -26,8 +26,8 @@ at::Tensor subvector_importance(const at::Tensor& channel_importance, at::IntArr
   if (shape.size() != 2) throw Error("subvector_importance: weight must be 2-D");
   const int64_t out = shape[0], in = shape[1];
   if (channel_importance.numel() != in) {
-    throw Error("subvector_importance: " + std::to_string(channel_importance.numel()) + " channel importances for " +
-                std::to_string(in) + " input features");
+    throw Error("subvector_importance: " + std::to_string(channel_importance.numel()) +
+                " channel importances for " + std::to_string(in) + " input features");
   }
   const at::Tensor per_element = channel_importance.reshape({1, in}).expand({out, in}).to(at::kFloat);
   return to_subvectors(per_element.contiguous(), d);

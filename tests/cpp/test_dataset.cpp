@@ -51,7 +51,8 @@ TEST(Dataset, FileLabelLinesAcceptClassNames) {
   write_file(t.path() / "imgs" / "a.png", "x");
   write_file(t.path() / "imgs" / "b.png", "x");
   write_file(t.path() / "labels.txt", "b.png 2\na.png Trouser\n");
-  auto ds = data::list_with_label_file(t.path() / "imgs", t.path() / "labels.txt", {"T-shirt", "Trouser", "Coat"});
+  auto ds =
+      data::list_with_label_file(t.path() / "imgs", t.path() / "labels.txt", {"T-shirt", "Trouser", "Coat"});
   ASSERT_EQ(ds.samples.size(), 2u);
   EXPECT_EQ(ds.samples[0].label, 1);
   EXPECT_EQ(ds.samples[1].label, 2);
@@ -67,16 +68,20 @@ TEST(Dataset, ErrorsNameTheFolderOrFile) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { data::open_dataset(t.path() / "missing", std::nullopt); }).find("missing: no such folder"),
+  EXPECT_NE(message([&] {
+              data::open_dataset(t.path() / "missing", std::nullopt);
+            }).find("missing: no such folder"),
             std::string::npos);
   EXPECT_NE(message([&] { data::open_dataset(t.path(), std::nullopt); }).find("empty"), std::string::npos);
   write_file(t.path() / "imgs" / "a.png", "x");
   write_file(t.path() / "gt.txt", "1\n2\n");
-  EXPECT_NE(message([&] { data::list_with_label_file(t.path() / "imgs", t.path() / "gt.txt", {}); })
-                .find("2 labels for 1 files"),
+  EXPECT_NE(message([&] {
+              data::list_with_label_file(t.path() / "imgs", t.path() / "gt.txt", {});
+            }).find("2 labels for 1 files"),
             std::string::npos);
   write_file(t.path() / "bad.txt", "a.png dog\n");
-  EXPECT_NE(message([&] { data::list_with_label_file(t.path() / "imgs", t.path() / "bad.txt", {"cat"}); })
-                .find("'dog'"),
+  EXPECT_NE(message([&] {
+              data::list_with_label_file(t.path() / "imgs", t.path() / "bad.txt", {"cat"});
+            }).find("'dog'"),
             std::string::npos);
 }

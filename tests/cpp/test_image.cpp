@@ -7,7 +7,9 @@
 using namespace vimvq;
 
 namespace {
-data::Image load(const std::string& name) { return data::read_image(vimvq::test::data_dir() / "images" / name); }
+data::Image load(const std::string& name) {
+  return data::read_image(vimvq::test::data_dir() / "images" / name);
+}
 }  // namespace
 
 TEST(Image, DecodesEveryFormatByContent) {
@@ -15,11 +17,11 @@ TEST(Image, DecodesEveryFormatByContent) {
     const char* name;
     int width, height, channels;
   };
-  for (const Case& c : {Case{"rocket_baseline.jpg", 640, 427, 3}, Case{"chelsea_progressive.jpg", 451, 300, 3},
-                        Case{"camera_gray.jpg", 256, 256, 1}, Case{"chelsea_cmyk.jpg", 226, 150, 3},
-                        Case{"coffee_rgb.png", 300, 200, 3}, Case{"astronaut_rgba.png", 200, 200, 3},
-                        Case{"coffee_palette.png", 240, 160, 3}, Case{"camera_gray16.png", 160, 160, 1},
-                        Case{"camera_gray.png", 180, 120, 1}}) {
+  for (const Case& c : {Case{"rocket_baseline.jpg", 640, 427, 3},
+                        Case{"chelsea_progressive.jpg", 451, 300, 3}, Case{"camera_gray.jpg", 256, 256, 1},
+                        Case{"chelsea_cmyk.jpg", 226, 150, 3}, Case{"coffee_rgb.png", 300, 200, 3},
+                        Case{"astronaut_rgba.png", 200, 200, 3}, Case{"coffee_palette.png", 240, 160, 3},
+                        Case{"camera_gray16.png", 160, 160, 1}, Case{"camera_gray.png", 180, 120, 1}}) {
     SCOPED_TRACE(c.name);
     const auto img = load(c.name);
     EXPECT_EQ(img.width, c.width);
@@ -39,7 +41,8 @@ TEST(Image, SixteenBitTakesTheHighByte) {
 
 TEST(Image, ExtensionDoesNotDecide) {
   vimvq::test::TempDir t;
-  std::filesystem::copy_file(vimvq::test::data_dir() / "images" / "coffee_rgb.png", t.path() / "really_a_png.jpg");
+  std::filesystem::copy_file(vimvq::test::data_dir() / "images" / "coffee_rgb.png",
+                             t.path() / "really_a_png.jpg");
   const auto img = data::read_image(t.path() / "really_a_png.jpg");
   EXPECT_EQ(img.width, 300);
 }

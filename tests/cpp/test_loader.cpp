@@ -11,8 +11,9 @@ namespace {
 data::Dataset fixture_dataset(bool with_bad) {
   data::Dataset ds;
   const auto dir = vimvq::test::data_dir() / "images";
-  for (const char* name : {"rocket_baseline.jpg", "camera_gray.png", "coffee_palette.png", "chelsea_progressive.jpg",
-                           "astronaut_rgba.png", "camera_gray.jpg", "coffee_rgb.png"}) {
+  for (const char* name :
+       {"rocket_baseline.jpg", "camera_gray.png", "coffee_palette.png", "chelsea_progressive.jpg",
+        "astronaut_rgba.png", "camera_gray.jpg", "coffee_rgb.png"}) {
     ds.samples.push_back({dir / name, static_cast<int64_t>(ds.samples.size() % 3)});
   }
   if (with_bad) ds.samples.insert(ds.samples.begin() + 3, {dir / "truncated.png", 1});

@@ -1,6 +1,5 @@
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include "vimvq/report/metrics.h"
 #include "vimvq/util/error.h"
@@ -10,10 +9,10 @@ using namespace vimvq;
 
 TEST(Metrics, TopKAndPerClass) {
   // Six classes; rows rank classes by logit.
-  const at::Tensor logits = at::tensor({6.f, 5.f, 4.f, 3.f, 2.f, 1.f,    // top-1 0
-                                        1.f, 2.f, 3.f, 4.f, 5.f, 6.f,    // top-1 5
-                                        1.f, 6.f, 2.f, 3.f, 4.f, 5.f})   // top-1 1, class 0 last
-                               .reshape({3, 6});
+  const at::Tensor logits = at::tensor({6.f, 5.f, 4.f, 3.f, 2.f, 1.f,   // top-1 0
+                                        1.f, 2.f, 3.f, 4.f, 5.f, 6.f,   // top-1 5
+                                        1.f, 6.f, 2.f, 3.f, 4.f, 5.f})  // top-1 1, class 0 last
+                                .reshape({3, 6});
   report::ClassificationMetrics m(6);
   m.add(logits, {0, 1, 0});
   EXPECT_EQ(m.labelled(), 3);

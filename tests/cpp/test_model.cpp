@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <torch/script.h>
 
 #include "test_util.h"
@@ -15,7 +14,8 @@ TEST(Model, ContractPiecesComposeToForward) {
   EXPECT_EQ(meta.num_classes, 7);
   EXPECT_EQ(meta.preprocess.channels, 3);
   c10::InferenceMode guard;
-  const at::Tensor x = at::randn({2, 3, meta.image_size, meta.image_size}, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor x =
+      at::randn({2, 3, meta.image_size, meta.image_size}, at::TensorOptions().dtype(at::kFloat));
   auto [hidden, residual] = m.embed(x);
   for (int b = 0; b < meta.num_blocks; ++b) std::tie(hidden, residual) = m.block(b, hidden, residual);
   EXPECT_TRUE(at::equal(m.head(hidden, residual), m.forward(x)));

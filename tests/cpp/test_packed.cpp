@@ -93,8 +93,12 @@ TEST(PackedFormat, LoadsAsAModelWithDequantizedWeights) {
   for (const auto& p : model.module().named_parameters(true)) params.emplace(p.name, p.value);
   for (const auto& l : c.layers) {
     const at::Tensor codes = at::tensor(l.codes, at::kLong);
-    const at::Tensor want = l.codebook.to(at::kHalf).to(at::kFloat).index_select(0, codes).reshape({-1})
-                                .slice(0, 0, params.at(l.name).numel()).view(l.shape);
+    const at::Tensor want = l.codebook.to(at::kHalf)
+                                .to(at::kFloat)
+                                .index_select(0, codes)
+                                .reshape({-1})
+                                .slice(0, 0, params.at(l.name).numel())
+                                .view(l.shape);
     EXPECT_TRUE(at::equal(params.at(l.name), want)) << l.name;
   }
   c10::InferenceMode guard;
@@ -110,7 +114,8 @@ TEST(PackedFormat, RefusesTruncatedCorruptAndFutureFiles) {
   std::vector<size_t> cuts = {0, 4, 8, 19, 20};
   for (size_t off = 20; off + 16 <= bytes.size();) {
     uint64_t len = 0;
-    for (int i = 0; i < 8; ++i) len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[off + 8 + i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[off + 8 + i])) << (8 * i);
     cuts.insert(cuts.end(), {off + 1, off + 16, off + 16 + len / 2});
     off += 16 + len;
     cuts.push_back(off - 1);

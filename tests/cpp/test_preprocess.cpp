@@ -25,8 +25,8 @@ Diff compare(const std::string& name, int resize, int crop) {
   p.crop = crop;
   std::vector<float> ours(3 * crop * crop);
   data::preprocess(img, p, ours.data());
-  const auto want = vimvq::test::read_floats(dir / (name + ".expected_" + std::to_string(resize) + "_" +
-                                                    std::to_string(crop) + ".f32"));
+  const auto want = vimvq::test::read_floats(
+      dir / (name + ".expected_" + std::to_string(resize) + "_" + std::to_string(crop) + ".f32"));
   EXPECT_EQ(want.size(), ours.size());
   Diff d;
   for (size_t i = 0; i < ours.size() && i < want.size(); ++i) {
@@ -35,16 +35,17 @@ Diff compare(const std::string& name, int resize, int crop) {
     d.max = std::max(d.max, e);
   }
   d.mean /= ours.size();
-  std::printf("[ measured ] %s resize %d crop %d: mean |vimvq - torchvision| %.2e, max %.2e\n", name.c_str(), resize,
-              crop, d.mean, d.max);
+  std::printf("[ measured ] %s resize %d crop %d: mean |vimvq - torchvision| %.2e, max %.2e\n", name.c_str(),
+              resize, crop, d.mean, d.max);
   return d;
 }
 
 }  // namespace
 
 TEST(Preprocess, MatchesTorchvisionOnPhotographs) {
-  for (const char* name : {"rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png",
-                           "astronaut_rgba.png", "coffee_palette.png", "camera_gray16.png", "camera_gray.png"}) {
+  for (const char* name :
+       {"rocket_baseline.jpg", "chelsea_progressive.jpg", "camera_gray.jpg", "coffee_rgb.png",
+        "astronaut_rgba.png", "coffee_palette.png", "camera_gray16.png", "camera_gray.png"}) {
     SCOPED_TRACE(name);
     const Diff d = compare(name, 96, 80);
     EXPECT_LT(d.mean, 1e-3);  // the bound is 0.01; PIL's fixed-point resampling is reproduced

@@ -3,12 +3,12 @@
 // is quantized by the chosen method before the chain moves on. Knows nothing about files.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
-#include <nlohmann/json.hpp>
 
 #include "vimvq/calib/params.h"
 #include "vimvq/format/packed_checkpoint.h"
@@ -18,7 +18,7 @@ namespace vimvq::calib {
 
 struct Confirmation {
   int step = 0;
-  double fraction = 0;          // confirmed share of the block's sub-vectors afterwards
+  double fraction = 0;  // confirmed share of the block's sub-vectors afterwards
   double loss_before = 0, loss_after = 0;
   double truncation_error = 0;  // summed over the block's layers
 };
@@ -35,8 +35,8 @@ struct LayerReport {
 
 struct BlockReport {
   int index = 0;
-  double loss_init = 0;   // block loss with the initial hard weights (k-means / rtn)
-  double loss_final = 0;  // with the final hard weights
+  double loss_init = 0;           // block loss with the initial hard weights (k-means / rtn)
+  double loss_final = 0;          // with the final hard weights
   double confirmed_fraction = 0;  // share of the block's sub-vectors hard-assigned at the end (1)
   double seconds = 0;
   std::vector<Confirmation> confirmations;
@@ -50,8 +50,8 @@ struct CalibrationResult {
 };
 
 struct Callbacks {
-  std::function<void(const std::string&)> log;      // one line per layer / block
-  std::function<void(int64_t steps)> advance;       // optimisation steps done (progress bar)
+  std::function<void(const std::string&)> log;  // one line per layer / block
+  std::function<void(int64_t steps)> advance;   // optimisation steps done (progress bar)
 };
 
 // Total optimisation steps quantize_model will take (for the progress bar).

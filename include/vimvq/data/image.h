@@ -15,7 +15,9 @@ struct Image {
   int height = 0;
   int channels = 0;
   std::vector<uint8_t> pixels;
-  uint8_t at(int y, int x, int c) const { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }
+  uint8_t at(int y, int x, int c) const {
+    return pixels[(static_cast<size_t>(y) * width + x) * channels + c];
+  }
 };
 
 // `name` only labels error messages. Throws vimvq::Error ("<name>: <problem>") for anything that

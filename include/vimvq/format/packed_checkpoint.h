@@ -4,12 +4,12 @@
 // against the file before anything is allocated; written atomically.
 #pragma once
 
+#include <torch/script.h>
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/script.h>
 
 namespace vimvq::format {
 
@@ -35,8 +35,8 @@ struct QuantizedLayer {
 at::Tensor dequantize_layer(const QuantizedLayer& layer);
 
 struct PackedCheckpoint {
-  nlohmann::json provenance;       // tool, bits, method, hyper-parameters, seed, timings...
-  std::string architecture;        // TorchScript archive bytes, quantized weights emptied
+  nlohmann::json provenance;  // tool, bits, method, hyper-parameters, seed, timings...
+  std::string architecture;   // TorchScript archive bytes, quantized weights emptied
   std::vector<QuantizedLayer> layers;
 };
 

@@ -1,10 +1,9 @@
 // The model contract's metadata (README.md, "Model contract"), parsed from its JSON.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "vimvq/data/preprocess.h"
 

@@ -3,11 +3,11 @@
 // hard-codes a layer: everything it needs comes through these methods and the metadata.
 #pragma once
 
+#include <torch/script.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/script.h>
 
 #include "vimvq/model/metadata.h"
 
@@ -38,7 +38,8 @@ class VimModel {
   torch::jit::Module& module() { return module_; }
   torch::jit::Module& block_module(int index) { return blocks_.at(index); }
   // Inputs of each quantizable linear layer of block `index`, by name relative to the block.
-  std::map<std::string, at::Tensor> layer_inputs(int index, const at::Tensor& hidden, const at::Tensor& residual);
+  std::map<std::string, at::Tensor> layer_inputs(int index, const at::Tensor& hidden,
+                                                 const at::Tensor& residual);
   const c10::Device& device() const { return device_; }
 
  private:

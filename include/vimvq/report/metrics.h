@@ -2,10 +2,10 @@
 // reference model (top-1 agreement, mean KL(reference || model) of the softmax distributions).
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 namespace vimvq::report {
 

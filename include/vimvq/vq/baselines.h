@@ -25,6 +25,7 @@ struct VqResult {
 };
 
 // k-means codebook on the sub-vectors (weighted when importance is defined) and nearest codewords.
-VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance, int d, const KMeansParams& params);
+VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance, int d,
+                         const KMeansParams& params);
 
 }  // namespace vimvq::vq

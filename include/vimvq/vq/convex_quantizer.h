@@ -7,21 +7,21 @@
 // State lives in tensors on the weight's device; memory is O(n_sub * n), never O(n_sub * k).
 #pragma once
 
-#include <cstdint>
-
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 namespace vimvq::vq {
 
 struct ConvexParams {
-  int hull_size = 4;           // n: candidate codewords per sub-vector
-  double logit_eps = 1e-8;     // z = -log(dist + eps) at initialisation
-  int64_t chunk_rows = 8192;   // rows per distance block in hull searches
+  int hull_size = 4;          // n: candidate codewords per sub-vector
+  double logit_eps = 1e-8;    // z = -log(dist + eps) at initialisation
+  int64_t chunk_rows = 8192;  // rows per distance block in hull searches
 };
 
 enum class ConfirmOrder {
-  kLargestRatio,     // METHOD.md default: most decided sub-vectors first
-  kSmallestError,    // smallest truncation error first
+  kLargestRatio,   // METHOD.md default: most decided sub-vectors first
+  kSmallestError,  // smallest truncation error first
 };
 
 struct HullUpdateStats {
@@ -44,10 +44,10 @@ class ConvexQuantizer {
   at::Tensor& logits() { return logits_; }
   at::Tensor& codebook() { return codebook_; }
 
-  at::Tensor ratios() const;            // (n_sub, n) softmax of the logits
-  at::Tensor soft_subvectors() const;   // (n_sub, d), differentiable in logits and codebook
-  at::Tensor hard_subvectors() const;   // C[codes()]
-  at::Tensor ratio_regularizer() const; // mean over unconfirmed j of sum_i r_ji (1 - r_ji)
+  at::Tensor ratios() const;             // (n_sub, n) softmax of the logits
+  at::Tensor soft_subvectors() const;    // (n_sub, d), differentiable in logits and codebook
+  at::Tensor hard_subvectors() const;    // C[codes()]
+  at::Tensor ratio_regularizer() const;  // mean over unconfirmed j of sum_i r_ji (1 - r_ji)
 
   HullUpdateStats update_hull();
   ConfirmStats confirm_to_fraction(double fraction, ConfirmOrder order = ConfirmOrder::kLargestRatio);

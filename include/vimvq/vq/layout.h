@@ -7,11 +7,11 @@
 namespace vimvq::vq {
 
 struct VqShape {
-  int bits = 0;        // requested index bits per weight
-  int d = 0;           // sub-vector length
-  int64_t k = 0;       // codebook size after the clamp
-  int64_t n_sub = 0;   // sub-vectors, the padded tail included
-  int code_bits = 0;   // ceil(log2 k): what each packed code takes
+  int bits = 0;       // requested index bits per weight
+  int d = 0;          // sub-vector length
+  int64_t k = 0;      // codebook size after the clamp
+  int64_t n_sub = 0;  // sub-vectors, the padded tail included
+  int code_bits = 0;  // ceil(log2 k): what each packed code takes
   int64_t index_bits() const { return n_sub * code_bits; }
   int64_t codebook_bits() const { return 16 * k * d; }  // fp16 codebook
 };
