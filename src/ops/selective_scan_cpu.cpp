@@ -112,6 +112,16 @@ struct LaneItem {
   const T *bt, *ct;  // this (batch, group)'s B and C, time-major (L, N)
 };
 
+// Work item i of a call: batch, then group, then block of kLanes channels inside the group.
+template <typename T>
+void locate_item(const Dims& s, int64_t i, LaneItem<T>& item) {
+  const int64_t blocks = (s.per_group + kLanes - 1) / kLanes;
+  const int64_t g = (i / blocks) % s.groups;
+  item.b = i / (s.groups * blocks);
+  item.first = g * s.per_group + (i % blocks) * kLanes;
+  item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+}
+
 // Fills the item's lane parameters and the (L, lanes) inputs; spare lanes (count < kLanes) repeat
 // the last channel and, in the backward, get a zero output gradient so they contribute nothing.
 template <typename T>
@@ -195,10 +205,7 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
     LaneScratch<T> w(s.length, s.n_state, false);
     LaneItem<T> item;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t g = (i / blocks) % s.groups;
-      item.b = i / (s.groups * blocks);
-      item.first = g * s.per_group + (i % blocks) * kLanes;
-      item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+      locate_item(s, i, item);
       load_lanes(s, in, item, w, false);
       recurrence_lanes<T>(s, item, w, nullptr);
       for (int64_t l = 0; l < item.count; ++l) {
@@ -294,10 +301,7 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
     LaneItem<T> item;
     T dA_acc[kMaxState][kLanes], dD_acc[kLanes], dbias_acc[kLanes];
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t g = (i / chunks) % s.groups;
-      item.b = i / (s.groups * chunks);
-      item.first = g * s.per_group + (i % chunks) * kLanes;
-      item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+      locate_item(s, i, item);
       load_lanes(s, in, item, w, true);
       recurrence_lanes(s, item, w, w.states.data());
       backward_lanes(s, item, w, pdB + i * L * N, pdC + i * L * N, dA_acc, dD_acc, dbias_acc);

@@ -15,22 +15,15 @@ int ceil_log2(int64_t k) {
 VqShape vq_shape(int bits, int64_t numel) {
   VqShape s;
   s.bits = bits;
-  switch (bits) {
-    case 1:
-      s.d = 8, s.k = 256;
-      break;
-    case 2:
-      s.d = 4, s.k = 256;
-      break;
-    case 3:
-      s.d = 2, s.k = 64;
-      break;
-    case 4:
-      s.d = 2, s.k = 256;
-      break;
-    default:
-      throw Error("unsupported bit width " + std::to_string(bits) + " (supported: 1, 2, 3, 4)");
-  }
+  // bits -> (d, k): METHOD.md section 1's table (index bits per weight = log2(k) / d).
+  static constexpr struct {
+    int d;
+    int64_t k;
+  } kTable[] = {{8, 256}, {4, 256}, {2, 64}, {2, 256}};
+  if (bits < 1 || bits > 4)
+    throw Error("unsupported bit width " + std::to_string(bits) + " (supported: 1, 2, 3, 4)");
+  s.d = kTable[bits - 1].d;
+  s.k = kTable[bits - 1].k;
   s.n_sub = (numel + s.d - 1) / s.d;
   // Tiny layers: at most N_sub/4 codewords (largest power of two), so each codeword is shared.
   int64_t cap = 1;
