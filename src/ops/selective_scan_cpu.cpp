@@ -76,13 +76,13 @@ constexpr int64_t kLanes = 16;
 template <typename T>
 struct LaneScratch {
   LaneScratch(int64_t length, int64_t n_state, bool backward)
-      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes), row(2 * length) {
+      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes), row(4 * length) {
     if (!backward) return;
     for (auto* v : {&dsoftplus, &dgate, &grad, &du, &ddelta, &dz}) v->resize(length * kLanes);
     states.resize(length * n_state * kLanes);
   }
   std::vector<T> dt, u, gate, y;  // (L, lanes); y: the pre-gate output sum_n h C + D u
-  std::vector<T> row;             // one channel's values, 2L
+  std::vector<T> row;             // one channel's per-step factors, 4L
   std::vector<T> dsoftplus, dgate, grad, du, ddelta, dz;  // backward only, (L, lanes)
   std::vector<T> states;                                  // backward only, (L, N, lanes)
 };
@@ -129,8 +129,11 @@ void load_lanes(const Dims& s, const ScanArgs<T>& in, LaneItem<T>& item, LaneScr
   const int64_t N = s.n_state, L = s.length, g = item.first / s.per_group;
   item.bt = in.Bt + (item.b * s.groups + g) * L * N;
   item.ct = in.Ct + (item.b * s.groups + g) * L * N;
-  T* tmp = w.row.data();
-  T* tmp2 = w.row.data() + L;
+  // One pass over each channel's L steps computes every per-step factor (sigmoid(z) once).
+  T* dt = w.row.data();
+  T* gate = dt + L;
+  T* dsoftplus = gate + L;
+  T* dgate = dsoftplus + L;
   for (int64_t l = 0; l < kLanes; ++l) {
     const int64_t ch = item.first + std::min(l, item.count - 1);
     const int64_t row = (item.b * s.dim + ch) * L;
@@ -140,22 +143,21 @@ void load_lanes(const Dims& s, const ScanArgs<T>& in, LaneItem<T>& item, LaneScr
     const T* z = in.z + row;
     const T bias = in.bias[ch];
 #pragma omp simd
-    for (int64_t t = 0; t < L; ++t) tmp[t] = softplus(delta[t] + bias);
-    to_lane(tmp, L, l, w.dt.data());
-    to_lane(in.u + row, L, l, w.u.data());
-#pragma omp simd
-    for (int64_t t = 0; t < L; ++t) tmp[t] = z[t] * sigmoid(z[t]);
-    to_lane(tmp, L, l, w.gate.data());
-    if (!backward) continue;
-#pragma omp simd
     for (int64_t t = 0; t < L; ++t) {
-      const T x = delta[t] + bias;
-      tmp[t] = x > T(20) ? T(1) : sigmoid(x);  // softplus'(x), matching softplus's threshold
-      const T sig = sigmoid(z[t]);
-      tmp2[t] = sig * (T(1) + z[t] * (T(1) - sig));  // d SiLU(z) / dz
+      const T x = delta[t] + bias, sig = sigmoid(z[t]);
+      dt[t] = softplus(x);
+      gate[t] = z[t] * sig;
+      if (backward) {
+        dsoftplus[t] = x > T(20) ? T(1) : sigmoid(x);   // softplus'(x), matching softplus's threshold
+        dgate[t] = sig * (T(1) + z[t] * (T(1) - sig));  // d SiLU(z) / dz
+      }
     }
-    to_lane(tmp, L, l, w.dsoftplus.data());
-    to_lane(tmp2, L, l, w.dgate.data());
+    to_lane(dt, L, l, w.dt.data());
+    to_lane(gate, L, l, w.gate.data());
+    to_lane(in.u + row, L, l, w.u.data());
+    if (!backward) continue;
+    to_lane(dsoftplus, L, l, w.dsoftplus.data());
+    to_lane(dgate, L, l, w.dgate.data());
     if (l < item.count) {
       to_lane(in.grad + row, L, l, w.grad.data());
     } else {
