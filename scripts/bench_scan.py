@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark (not a test): the native scan operator against the pure-PyTorch scan.
 
-  scripts/py scripts/bench_scan.py [--threads N] [--repeats 3] [--eval-images 1000]
+  scripts/py scripts/bench_scan.py [--threads N] [--repeats 3] [--eval-images 1000] [--device cuda]
 
 Shapes: Vim-T (B = 8 and 32, L = 197, 2E = 768 stacked channels, N = 16, 2 groups) and the shipped
 Fashion-MNIST model (B = 128, L = 50, 2E = 384). Forward, and forward+backward, median of
 --repeats. Then whole-model eval throughput of the shipped model, portable scan against native
-scan, on the first --eval-images test images. All ratios come from this one run.
+scan, on the first --eval-images test images, with their top-1. All ratios come from this one run.
 """
 import argparse
 import json
@@ -76,26 +76,33 @@ def bench_shapes(repeats):
               f"{tb / nb:6.1f}x")
 
 
-def bench_model(images):
+def bench_model(images, data_root):
     shipped = torch.jit.load(os.path.join(REPO, "tests", "data", "vim_fmnist.pt"))
     meta = json.loads(shipped.metadata())
     state = shipped.state_dict()
-    x, _ = fashion_mnist.load_split("test")
+    x, y = fashion_mnist.load_split("test", data_root)
     x = (torch.from_numpy(x[:images].copy()).float().div(255).unsqueeze(1) - meta["input"]["mean"][0]) \
         / meta["input"]["std"][0]
-    rates = {}
+    x, y = x.to(DEVICE), torch.from_numpy(y[:images]).to(DEVICE)
+    rates, accuracy = {}, {}
     for scan in ("torch", "native"):
         model = make_model(get_config("vim_fmnist"), use_native_scan=scan == "native")
         model.load_state_dict(state)
-        scripted = torch.jit.script(model)
+        scripted = torch.jit.script(model.to(DEVICE))
         with torch.inference_mode():
             scripted(x[:100])
+            sync()
             t0 = time.perf_counter()
+            correct = 0
             for i in range(0, len(x), 100):
-                scripted(x[i:i + 100])
+                correct += int((scripted(x[i:i + 100]).argmax(1) == y[i:i + 100]).sum())
+            sync()
             rates[scan] = len(x) / (time.perf_counter() - t0)
-    print(f"\nshipped model eval ({images} images, batch 100): torch scan {rates['torch']:.1f} img/s, "
-          f"native {rates['native']:.1f} img/s, ratio {rates['native'] / rates['torch']:.2f}x")
+            accuracy[scan] = 100.0 * correct / len(x)
+    print(f"\nshipped model eval on {DEVICE} ({len(x)} images, batch 100): "
+          f"torch scan {rates['torch']:.1f} img/s (top-1 {accuracy['torch']:.2f} %), "
+          f"native {rates['native']:.1f} img/s (top-1 {accuracy['native']:.2f} %), "
+          f"ratio {rates['native'] / rates['torch']:.2f}x")
 
 
 def main():
@@ -104,6 +111,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=1000, help="0: skip the whole-model comparison")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fmnist-root", default=fashion_mnist.DEFAULT_DIR, help="folder of the Fashion-MNIST idx files")
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -111,7 +119,7 @@ def main():
     load_ops(required=True)
     bench_shapes(args.repeats)
     if args.eval_images:
-        bench_model(args.eval_images)
+        bench_model(args.eval_images, args.fmnist_root)
 
 
 if __name__ == "__main__":

@@ -41,26 +41,44 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
                                       const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
                                       const at::Tensor& delta_bias) {
   check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
+  TORCH_CHECK(grad_out.sizes() == u.sizes(), "selective_scan backward: grad must have u's shape");
   const c10::cuda::CUDAGuard guard(u.device());
   const auto s = dims_of(u, A, B);
-  auto g = grad_out.contiguous(), uc = u.contiguous(), deltac = delta.contiguous(), Ac = A.contiguous();
-  auto zc = z.contiguous(), Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous();
+  auto g = grad_out.contiguous().to(u.scalar_type()), uc = u.contiguous(), deltac = delta.contiguous();
+  auto Ac = A.contiguous(), zc = z.contiguous(), Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous();
   auto biasc = delta_bias.contiguous();
-  auto states = at::empty({s.batch * s.dim * s.length * s.n_state}, uc.options());
+  auto states = at::empty({s.batch, s.dim, s.length, s.n_state}, uc.options());
   auto du = at::empty_like(uc), ddelta = at::empty_like(uc), dz = at::empty_like(uc);
-  auto dA = at::zeros_like(Ac), dBt = at::zeros_like(Bt), dCt = at::zeros_like(Ct);
-  auto dD = at::zeros_like(Dc), dbias = at::zeros_like(biasc);
+  // Each thread's share of the shared gradients; summed below in a fixed order (no atomics).
+  auto dB_shares = at::empty_like(states), dC_shares = at::empty_like(states);
+  auto dA_shares = at::empty({s.batch, s.dim, s.n_state}, uc.options());
+  auto dD_shares = at::empty({s.batch, s.dim}, uc.options()), dbias_shares = at::empty_like(dD_shares);
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cuda", [&] {
+    const cuda::BackwardShares<scalar_t> shares{
+        dB_shares.data_ptr<scalar_t>(), dC_shares.data_ptr<scalar_t>(), dA_shares.data_ptr<scalar_t>(),
+        dD_shares.data_ptr<scalar_t>(), dbias_shares.data_ptr<scalar_t>()};
     cuda::scan_backward<scalar_t>(
         s, g.data_ptr<scalar_t>(), uc.data_ptr<scalar_t>(), deltac.data_ptr<scalar_t>(),
         Ac.data_ptr<scalar_t>(), Bt.data_ptr<scalar_t>(), Ct.data_ptr<scalar_t>(), Dc.data_ptr<scalar_t>(),
         zc.data_ptr<scalar_t>(), biasc.data_ptr<scalar_t>(), states.data_ptr<scalar_t>(),
-        du.data_ptr<scalar_t>(), ddelta.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(),
-        dBt.data_ptr<scalar_t>(), dCt.data_ptr<scalar_t>(), dD.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(),
-        dbias.data_ptr<scalar_t>(), stream);
+        du.data_ptr<scalar_t>(), ddelta.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(), shares, stream);
   });
-  return {du, ddelta, dA, dBt.transpose(2, 3).contiguous(), dCt.transpose(2, 3).contiguous(), dD, dz, dbias};
+  // (batch, dim, L, N) -> (batch, G, dim / G, L, N), summed over the group's channels -> (batch, G, N, L)
+  const auto per_group = [&](const at::Tensor& shares) {
+    return shares.view({s.batch, s.groups, s.dim / s.groups, s.length, s.n_state})
+        .sum(2)
+        .transpose(2, 3)
+        .contiguous();
+  };
+  return {du,
+          ddelta,
+          dA_shares.sum(0),
+          per_group(dB_shares),
+          per_group(dC_shares),
+          dD_shares.sum(0),
+          dz,
+          dbias_shares.sum(0)};
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // CUDA kernels of the selective scan: one thread per (batch, channel), sequential over L with the
-// N states in registers, as the CPU kernels. The backward pass keeps the forward states in a
-// scratch buffer and accumulates the shared gradients (B, C over channels; A, D, delta_bias over
-// the batch) with atomics, so GPU results are not bit-reproducible across runs (CPU ones are).
+// N states in registers, as the CPU kernels. N = 16 (every Vim) is a compile-time constant so that
+// the state loops unroll and the states stay in registers; other N index a local array. The backward pass
+// keeps the forward states in a scratch buffer and writes each thread's share of the shared gradients
+// (B, C: summed over a group's channels; A, D, delta_bias: over the batch) to scratch that the caller
+// reduces with fixed-order tensor sums: no atomics, so results are the same bits on every run.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "src/ops/selective_scan_cuda_kernels.h"
 
@@ -14,6 +17,13 @@ namespace {
 
 constexpr int kMaxState = 64;
 constexpr int kThreads = 128;
+constexpr int kCommonState = 16;
+
+// kFixedN > 0: the state count is known at compile time; 0: it is s.n_state (at most kMaxState).
+template <int kFixedN>
+__device__ __forceinline__ int state_count(const ScanDims& s) {
+  return kFixedN > 0 ? kFixedN : static_cast<int>(s.n_state);
+}
 
 template <typename T>
 __device__ T softplus(T x) {
@@ -25,28 +35,32 @@ __device__ T sigmoid(T x) {
   return T(1) / (T(1) + exp(-x));
 }
 
-template <typename T>
+template <typename T, int kFixedN>
 __global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* A, const T* B, const T* C,
                                const T* D, const T* z, const T* bias, T* out, T* states) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= s.batch * s.dim) return;
-  const int64_t b = i / s.dim, d = i % s.dim, L = s.length, N = s.n_state;
+  const int64_t b = i / s.dim, d = i % s.dim, L = s.length;
+  const int N = state_count<kFixedN>(s);
   const int64_t g = d / (s.dim / s.groups);
   const T* bt = B + (b * s.groups + g) * L * N;
   const T* ct = C + (b * s.groups + g) * L * N;
   const T* a = A + d * N;
   const int64_t row = i * L;
-  T h[kMaxState];
+  T h[kFixedN > 0 ? kFixedN : kMaxState];
+#pragma unroll
   for (int n = 0; n < N; ++n) h[n] = T(0);
   for (int64_t t = 0; t < L; ++t) {
     const T dt = softplus(delta[row + t] + bias[d]);
     const T ut = u[row + t];
     T y = T(0);
+#pragma unroll
     for (int n = 0; n < N; ++n) {
       h[n] = exp(dt * a[n]) * h[n] + dt * ut * bt[t * N + n];
       y += h[n] * ct[t * N + n];
     }
     if (states != nullptr) {
+#pragma unroll
       for (int n = 0; n < N; ++n) states[(row + t) * N + n] = h[n];
     }
     if (out != nullptr) {
@@ -56,18 +70,20 @@ __global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* 
   }
 }
 
-template <typename T>
+template <typename T, int kFixedN>
 __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
                                 const T* C, const T* D, const T* z, const T* bias, const T* states, T* du,
-                                T* ddelta, T* dA, T* dB, T* dC, T* dD, T* dz, T* dbias) {
+                                T* ddelta, T* dz, BackwardShares<T> shares) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= s.batch * s.dim) return;
-  const int64_t b = i / s.dim, d = i % s.dim, L = s.length, N = s.n_state;
+  const int64_t b = i / s.dim, d = i % s.dim, L = s.length;
+  const int N = state_count<kFixedN>(s);
   const int64_t g = d / (s.dim / s.groups);
   const int64_t bg = (b * s.groups + g) * L * N;
   const T* a = A + d * N;
   const int64_t row = i * L;
-  T dh_next[kMaxState], dA_acc[kMaxState];
+  T dh_next[kFixedN > 0 ? kFixedN : kMaxState], dA_acc[kFixedN > 0 ? kFixedN : kMaxState];
+#pragma unroll
   for (int n = 0; n < N; ++n) dh_next[n] = dA_acc[n] = T(0);
   T dD_acc = T(0), dbias_acc = T(0);
   for (int64_t t = L - 1; t >= 0; --t) {
@@ -76,6 +92,7 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
     const T* h = states + (row + t) * N;
     const T* h_prev = t > 0 ? states + (row + t - 1) * N : nullptr;
     T y = T(0);
+#pragma unroll
     for (int n = 0; n < N; ++n) y += h[n] * C[bg + t * N + n];
     y += D[d] * ut;
     const T go = grad[row + t];
@@ -85,13 +102,14 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
     const T x = delta[row + t] + bias[d];
     const T dt = softplus(x);
     T ddt = T(0), du_t = dy * D[d];
+#pragma unroll
     for (int n = 0; n < N; ++n) {
       const T bn = B[bg + t * N + n], cn = C[bg + t * N + n];
       const T hp = h_prev != nullptr ? h_prev[n] : T(0);
       const T dh = dy * cn + dh_next[n];
       const T decay = exp(dt * a[n]);
-      atomicAdd(&dC[bg + t * N + n], dy * h[n]);
-      atomicAdd(&dB[bg + t * N + n], dh * dt * ut);
+      shares.dC[(row + t) * N + n] = dy * h[n];
+      shares.dB[(row + t) * N + n] = dh * dt * ut;
       ddt += dh * (decay * a[n] * hp + bn * ut);
       dA_acc[n] += dh * decay * dt * hp;
       du_t += dh * dt * bn;
@@ -102,14 +120,24 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
     dbias_acc += dx;
     du[row + t] = du_t;
   }
-  for (int n = 0; n < N; ++n) atomicAdd(&dA[d * N + n], dA_acc[n]);
-  atomicAdd(&dD[d], dD_acc);
-  atomicAdd(&dbias[d], dbias_acc);
+#pragma unroll
+  for (int n = 0; n < N; ++n) shares.dA[i * N + n] = dA_acc[n];
+  shares.dD[i] = dD_acc;
+  shares.dbias[i] = dbias_acc;
 }
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess)
     throw std::runtime_error(std::string("selective_scan CUDA ") + what + ": " + cudaGetErrorString(e));
+}
+
+// Calls f with std::integral_constant<int, kFixedN>: the kernel instance for this state count.
+template <typename F>
+void with_state_count(const ScanDims& s, F&& f) {
+  if (s.n_state == kCommonState)
+    f(std::integral_constant<int, kCommonState>{});
+  else
+    f(std::integral_constant<int, 0>{});
 }
 
 int blocks_for(const ScanDims& s) { return static_cast<int>((s.batch * s.dim + kThreads - 1) / kThreads); }
@@ -120,30 +148,37 @@ template <typename T>
 void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C,
                   const T* D, const T* z, const T* bias, T* out, void* stream) {
   if (s.batch * s.dim == 0) return;
-  forward_kernel<T><<<blocks_for(s), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      s, u, delta, A, B, C, D, z, bias, out, nullptr);
-  check(cudaGetLastError(), "forward launch");
+  auto st = static_cast<cudaStream_t>(stream);
+  with_state_count(s, [&](auto fixed_n) {
+    constexpr int kN = decltype(fixed_n)::value;
+    forward_kernel<T, kN><<<blocks_for(s), kThreads, 0, st>>>(s, u, delta, A, B, C, D, z, bias, out, nullptr);
+    check(cudaGetLastError(), "forward launch");
+  });
 }
 
 template <typename T>
 void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
-                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA,
-                   T* dB, T* dC, T* dD, T* dz, T* dbias, void* stream) {
+                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dz,
+                   const BackwardShares<T>& shares, void* stream) {
   if (s.batch * s.dim == 0) return;
   auto st = static_cast<cudaStream_t>(stream);
-  forward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, u, delta, A, B, C, D, z, bias, nullptr, states);
-  check(cudaGetLastError(), "state recompute launch");
-  backward_kernel<T><<<blocks_for(s), kThreads, 0, st>>>(s, grad, u, delta, A, B, C, D, z, bias, states, du,
-                                                         ddelta, dA, dB, dC, dD, dz, dbias);
-  check(cudaGetLastError(), "backward launch");
+  with_state_count(s, [&](auto fixed_n) {
+    constexpr int kN = decltype(fixed_n)::value;
+    forward_kernel<T, kN>
+        <<<blocks_for(s), kThreads, 0, st>>>(s, u, delta, A, B, C, D, z, bias, nullptr, states);
+    check(cudaGetLastError(), "state recompute launch");
+    backward_kernel<T, kN><<<blocks_for(s), kThreads, 0, st>>>(s, grad, u, delta, A, B, C, D, z, bias, states,
+                                                               du, ddelta, dz, shares);
+    check(cudaGetLastError(), "backward launch");
+  });
 }
 
 #define VIMVQ_INSTANTIATE(T)                                                                                 \
   template void scan_forward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*, const T*, \
                                 const T*, const T*, T*, void*);                                              \
   template void scan_backward<T>(const ScanDims&, const T*, const T*, const T*, const T*, const T*,          \
-                                 const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, T*, T*, T*, \
-                                 void*);
+                                 const T*, const T*, const T*, const T*, T*, T*, T*, T*,                     \
+                                 const BackwardShares<T>&, void*);
 VIMVQ_INSTANTIATE(float)
 VIMVQ_INSTANTIATE(double)
 #undef VIMVQ_INSTANTIATE

@@ -16,11 +16,23 @@ template <typename T>
 void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, const T* B, const T* C,
                   const T* D, const T* z, const T* bias, T* out, void* stream);
 
+// Per-thread shares of the gradients of the inputs that threads share, reduced by the caller:
+// dB, dC (batch, dim, L, N) summed over each group's channels; dA (batch, dim, N), dD and dbias
+// (batch, dim) summed over the batch.
+template <typename T>
+struct BackwardShares {
+  T* dB;
+  T* dC;
+  T* dA;
+  T* dD;
+  T* dbias;
+};
+
 // states: scratch of batch * dim * length * n_state values (the forward states, kept for the
-// reverse pass). dB, dC, dA, dD, dbias must be zeroed: they are accumulated atomically.
+// reverse pass).
 template <typename T>
 void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
-                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dA,
-                   T* dB, T* dC, T* dD, T* dz, T* dbias, void* stream);
+                   const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dz,
+                   const BackwardShares<T>& shares, void* stream);
 
 }  // namespace vimvq::ops::cuda
