@@ -32,23 +32,37 @@ step() {  # step NAME COMMAND...: runs, times and records one step
   fi
 }
 
-build_with_cmake() {  # fails also when the library came out without its CUDA kernels
-  local prefix
+# The libstdc++ that PyTorch runs with. The device image's /opt/gcc links libstdc++ statically by
+# default, and a second, uninitialised copy of the iostreams inside libvimvq_ops.so crashes the
+# first time an error message is formatted; linking the process's own shared copy avoids that.
+torch_libstdcxx() {
+  "$PY" -c 'import torch; print(next((l.split()[-1] for l in open("/proc/self/maps") if "libstdc++.so" in l), ""))'
+}
+
+has_own_libstdcxx() { [[ $(nm -C --defined-only "$1" 2>/dev/null) == *"std::locale::classic()"* ]]; }
+
+build_with_cmake() {  # fails also when the library lacks its CUDA kernels or carries its own libstdc++
+  local prefix libstdcxx
   prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || return
+  libstdcxx=$(torch_libstdcxx)
+  echo "PyTorch's libstdc++: ${libstdcxx:-not found}"
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVIMVQ_OPS_ONLY=ON -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_CUDA_ARCHITECTURES=90 || return
+    -DCMAKE_CUDA_ARCHITECTURES=90 ${libstdcxx:+-DCMAKE_CXX_STANDARD_LIBRARIES="$libstdcxx"} || return
   cmake --build build-gpu -j "$(nproc)" || return
+  ! has_own_libstdcxx build-gpu/libvimvq_ops.so || { echo "libvimvq_ops.so carries its own libstdc++"; return 1; }
   [[ $(nm -DC build-gpu/libvimvq_ops.so) == *cuda::scan_forward* ]]
 }
 
 build_with_torch_extension() {
-  "$PY" - <<'EOF'
+  LIBSTDCXX=$(torch_libstdcxx) "$PY" - <<'EOF'
 import glob, os
 from torch.utils import cpp_extension
 root = os.getcwd()
 sources = sorted(glob.glob("src/ops/*.cpp") + glob.glob("src/ops/*.cu"))
+libstdcxx = [os.environ["LIBSTDCXX"]] if os.environ.get("LIBSTDCXX") else []
 cpp_extension.load(name="vimvq_ops", sources=sources, extra_include_paths=[root, os.path.join(root, "include")],
-                   extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                   extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"],
+                   extra_ldflags=["-fopenmp"] + libstdcxx,
                    extra_cuda_cflags=["-O3"], build_directory="build-gpu",
                    is_python_module=False, verbose=True)
 EOF
