@@ -47,11 +47,11 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
   auto g = grad_out.contiguous().to(u.scalar_type()), uc = u.contiguous(), deltac = delta.contiguous();
   auto Ac = A.contiguous(), zc = z.contiguous(), Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous();
   auto biasc = delta_bias.contiguous();
-  auto states = at::empty({s.batch, s.dim, s.length, s.n_state}, uc.options());
+  auto states = at::empty({s.batch, s.length, s.n_state, s.dim}, uc.options());
   auto du = at::empty_like(uc), ddelta = at::empty_like(uc), dz = at::empty_like(uc);
   // Each thread's share of the shared gradients; summed below in a fixed order (no atomics).
   auto dB_shares = at::empty_like(states), dC_shares = at::empty_like(states);
-  auto dA_shares = at::empty({s.batch, s.dim, s.n_state}, uc.options());
+  auto dA_shares = at::empty({s.batch, s.n_state, s.dim}, uc.options());
   auto dD_shares = at::empty({s.batch, s.dim}, uc.options()), dbias_shares = at::empty_like(dD_shares);
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cuda", [&] {
@@ -64,16 +64,16 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
         zc.data_ptr<scalar_t>(), biasc.data_ptr<scalar_t>(), states.data_ptr<scalar_t>(),
         du.data_ptr<scalar_t>(), ddelta.data_ptr<scalar_t>(), dz.data_ptr<scalar_t>(), shares, stream);
   });
-  // (batch, dim, L, N) -> (batch, G, dim / G, L, N), summed over the group's channels -> (batch, G, N, L)
+  // (batch, L, N, dim) -> (batch, L, N, G, dim / G), summed over the group's channels -> (batch, G, N, L)
   const auto per_group = [&](const at::Tensor& shares) {
-    return shares.view({s.batch, s.groups, s.dim / s.groups, s.length, s.n_state})
-        .sum(2)
-        .transpose(2, 3)
+    return shares.view({s.batch, s.length, s.n_state, s.groups, s.dim / s.groups})
+        .sum(4)
+        .permute({0, 3, 2, 1})
         .contiguous();
   };
   return {du,
           ddelta,
-          dA_shares.sum(0),
+          dA_shares.sum(0).t().contiguous(),
           per_group(dB_shares),
           per_group(dC_shares),
           dD_shares.sum(0),

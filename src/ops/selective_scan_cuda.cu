@@ -25,6 +25,12 @@ __device__ __forceinline__ int state_count(const ScanDims& s) {
   return kFixedN > 0 ? kFixedN : static_cast<int>(s.n_state);
 }
 
+// Per-step scratch (states, dB and dC shares) is (batch, L, N, dim): neighbouring threads are
+// neighbouring channels, so their reads and writes coalesce. Offset of (b, t, n = 0, d).
+__device__ __forceinline__ int64_t state_offset(const ScanDims& s, int64_t b, int64_t t, int64_t d) {
+  return (b * s.length + t) * s.n_state * s.dim + d;
+}
+
 template <typename T>
 __device__ T softplus(T x) {
   return x > T(20) ? x : log1p(exp(x));
@@ -60,8 +66,9 @@ __global__ void forward_kernel(ScanDims s, const T* u, const T* delta, const T* 
       y += h[n] * ct[t * N + n];
     }
     if (states != nullptr) {
+      T* st = states + state_offset(s, b, t, d);
 #pragma unroll
-      for (int n = 0; n < N; ++n) states[(row + t) * N + n] = h[n];
+      for (int n = 0; n < N; ++n) st[n * s.dim] = h[n];
     }
     if (out != nullptr) {
       const T zt = z[row + t];
@@ -89,11 +96,12 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
   for (int64_t t = L - 1; t >= 0; --t) {
     const T zt = z[row + t], ut = u[row + t];
     const T sig = sigmoid(zt);
-    const T* h = states + (row + t) * N;
-    const T* h_prev = t > 0 ? states + (row + t - 1) * N : nullptr;
+    const int64_t at_t = state_offset(s, b, t, d);  // of (b, t, n = 0, d); n steps by s.dim
+    const T* h = states + at_t;
+    const T* h_prev = t > 0 ? h - N * s.dim : nullptr;
     T y = T(0);
 #pragma unroll
-    for (int n = 0; n < N; ++n) y += h[n] * C[bg + t * N + n];
+    for (int n = 0; n < N; ++n) y += h[n * s.dim] * C[bg + t * N + n];
     y += D[d] * ut;
     const T go = grad[row + t];
     dz[row + t] = go * y * sig * (T(1) + zt * (T(1) - sig));
@@ -105,11 +113,11 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
 #pragma unroll
     for (int n = 0; n < N; ++n) {
       const T bn = B[bg + t * N + n], cn = C[bg + t * N + n];
-      const T hp = h_prev != nullptr ? h_prev[n] : T(0);
+      const T hp = h_prev != nullptr ? h_prev[n * s.dim] : T(0);
       const T dh = dy * cn + dh_next[n];
       const T decay = exp(dt * a[n]);
-      shares.dC[(row + t) * N + n] = dy * h[n];
-      shares.dB[(row + t) * N + n] = dh * dt * ut;
+      shares.dC[at_t + n * s.dim] = dy * h[n * s.dim];
+      shares.dB[at_t + n * s.dim] = dh * dt * ut;
       ddt += dh * (decay * a[n] * hp + bn * ut);
       dA_acc[n] += dh * decay * dt * hp;
       du_t += dh * dt * bn;
@@ -121,7 +129,7 @@ __global__ void backward_kernel(ScanDims s, const T* grad, const T* u, const T* 
     du[row + t] = du_t;
   }
 #pragma unroll
-  for (int n = 0; n < N; ++n) shares.dA[i * N + n] = dA_acc[n];
+  for (int n = 0; n < N; ++n) shares.dA[(b * N + n) * s.dim + d] = dA_acc[n];
   shares.dD[i] = dD_acc;
   shares.dbias[i] = dbias_acc;
 }

@@ -17,8 +17,8 @@ void scan_forward(const ScanDims& s, const T* u, const T* delta, const T* A, con
                   const T* D, const T* z, const T* bias, T* out, void* stream);
 
 // Per-thread shares of the gradients of the inputs that threads share, reduced by the caller:
-// dB, dC (batch, dim, L, N) summed over each group's channels; dA (batch, dim, N), dD and dbias
-// (batch, dim) summed over the batch.
+// dB, dC (batch, L, N, dim) summed over each group's channels; dA (batch, N, dim), dD and dbias
+// (batch, dim) summed over the batch. Channel-minor, so that the writes coalesce.
 template <typename T>
 struct BackwardShares {
   T* dB;
@@ -28,8 +28,7 @@ struct BackwardShares {
   T* dbias;
 };
 
-// states: scratch of batch * dim * length * n_state values (the forward states, kept for the
-// reverse pass).
+// states: scratch (batch, L, N, dim) for the forward states, kept for the reverse pass.
 template <typename T>
 void scan_backward(const ScanDims& s, const T* grad, const T* u, const T* delta, const T* A, const T* B,
                    const T* C, const T* D, const T* z, const T* bias, T* states, T* du, T* ddelta, T* dz,
