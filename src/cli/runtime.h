@@ -7,7 +7,8 @@
 
 namespace vimvq::cli {
 
-// Sets LibTorch's intra-op threads (it defaults to one here); returns the count used.
+// Sets LibTorch's intra-op threads (it defaults to one here) and keeps a pthreads OpenBLAS pool
+// from competing with them; returns the count used.
 int configure_threads(int requested);
 
 // "cpu", "cuda", "cuda:N"; throws vimvq::Error for an unknown or unavailable device.
