@@ -2,8 +2,9 @@
 # One prepared device check, for a GPU machine with PyTorch + CUDA + nvcc + CMake and no package
 # registry. It builds only the operator library against that machine's LibTorch. If CMake cannot
 # use that LibTorch, it builds the same sources with torch.utils.cpp_extension instead. Then it runs
-# the scan tests (CPU and CUDA) and the scan benchmark on the GPU, whole-model eval included when
-# the Fashion-MNIST test files are found (FMNIST_ROOT, or data/fashion-mnist-raw/ carried along).
+# the scan tests (CPU and CUDA) and the scan benchmark on the GPU. The benchmark includes
+# whole-model eval when the Fashion-MNIST test files are found (FMNIST_ROOT, or
+# data/fashion-mnist-raw/ carried along). Last, compute-sanitizer's memcheck watches a small scan.
 # Every step runs even if one before it failed; the exit status says whether all passed. The log
 # also lands in $OUT when that is set.
 #
