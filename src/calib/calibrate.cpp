@@ -1,5 +1,6 @@
 #include "vimvq/calib/calibrate.h"
 
+#include <c10/core/GradMode.h>
 #include <fnmatch.h>
 #include <torch/optim/adam.h>
 #include <torch/script.h>
@@ -51,7 +52,7 @@ bool matches(const std::string& name, const std::vector<std::string>& patterns) 
 }
 
 Chain run_block(model::VimModel& m, int b, const Chain& in) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   std::vector<at::Tensor> hs, rs;
   for (int64_t s = 0; s < in.hidden.size(0); s += kForwardBatch) {
     const int64_t e = std::min(in.hidden.size(0), s + kForwardBatch);
@@ -63,7 +64,7 @@ Chain run_block(model::VimModel& m, int b, const Chain& in) {
 }
 
 double block_loss(model::VimModel& m, int b, const Chain& in, const at::Tensor& target, int64_t rows) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   double sum = 0;
   int64_t count = 0;
   for (int64_t s = 0; s < rows; s += kForwardBatch) {
@@ -149,7 +150,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   const int64_t loss_rows = std::min<int64_t>(n_images, 64);  // fixed subset for confirmation-time losses
   Chain fp, q;
   {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     std::vector<at::Tensor> hs, rs;
     for (int64_t s = 0; s < n_images; s += kForwardBatch) {
       auto [h, r] = m.embed(images.slice(0, s, std::min(n_images, s + kForwardBatch)));
@@ -181,7 +182,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     std::map<std::string, at::Tensor> sum_sq;
     int64_t rows_seen = 0;
     if (p.importance == "diag" && p.method != "rtn") {
-      at::NoGradGuard no_grad;
+      c10::NoGradGuard no_grad;
       for (int64_t s = 0; s < n_images; s += kForwardBatch) {
         const int64_t e = std::min(n_images, s + kForwardBatch);
         for (auto& [name, x] : m.layer_inputs(b, q.hidden.slice(0, s, e), q.residual.slice(0, s, e))) {
@@ -258,7 +259,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
         Confirmation c;
         c.step = step;
         {
-          at::NoGradGuard g;
+          c10::NoGradGuard g;
           set_soft();
           c.loss_before = block_loss(m, b, q, target.hidden, loss_rows);
         }
@@ -267,7 +268,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
           job.truncation += t;
           c.truncation_error += t;
         }
-        at::NoGradGuard g;
+        c10::NoGradGuard g;
         set_soft();
         c.loss_after = block_loss(m, b, q, target.hidden, loss_rows);
         c.fraction = confirmed_share();

@@ -1,6 +1,7 @@
 #include "vimvq/vq/convex_quantizer.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 
@@ -59,7 +60,7 @@ at::Tensor ConvexQuantizer::point_errors(const at::Tensor& a, const at::Tensor& 
 }
 
 HullUpdateStats ConvexQuantizer::update_hull() {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   HullUpdateStats stats;
   const int64_t n_sub = hull_.size(0);
   const at::Tensor c = codebook_.detach();
@@ -93,7 +94,7 @@ HullUpdateStats ConvexQuantizer::update_hull() {
 }
 
 ConfirmStats ConvexQuantizer::confirm(const at::Tensor& rows) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   ConfirmStats stats;
   if (rows.numel() == 0) return stats;
   const at::Tensor soft = soft_subvectors().detach().index_select(0, rows);
@@ -110,7 +111,7 @@ ConfirmStats ConvexQuantizer::confirm(const at::Tensor& rows) {
 }
 
 ConfirmStats ConvexQuantizer::confirm_to_fraction(double fraction, ConfirmOrder order) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const int64_t n_sub = hull_.size(0);
   const int64_t target = std::min<int64_t>(n_sub, static_cast<int64_t>(std::ceil(fraction * n_sub - 1e-9)));
   const int64_t need = target - num_confirmed();
@@ -132,13 +133,13 @@ ConfirmStats ConvexQuantizer::confirm_to_fraction(double fraction, ConfirmOrder 
 }
 
 ConfirmStats ConvexQuantizer::confirm_above(double threshold) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor top = std::get<0>(ratios().detach().max(1));
   return confirm(((top > threshold) & ~confirmed_).nonzero().squeeze(1));
 }
 
 at::Tensor ConvexQuantizer::codes() const {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor best = ratios().detach().argmax(1, true);
   const at::Tensor argmax_codes = hull_.gather(1, best).squeeze(1);
   return at::where(confirmed_, codes_, argmax_codes);

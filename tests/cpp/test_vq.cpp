@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -157,7 +158,7 @@ TEST_F(ConvexTest, InitialHullIsTheNearestCodewords) {
 
 TEST_F(ConvexTest, HullUpdateMovesSoftPointsByAtMostTheReplacedShare) {
   vq::ConvexQuantizer q(sub, importance, codebook, {});
-  at::NoGradGuard guard;
+  c10::NoGradGuard guard;
   for (int round = 0; round < 5; ++round) {
     // Move the soft points as training would: random logit and codebook changes.
     q.logits().add_(randn(q.logits().sizes().vec(), 20 + round) * 2);
@@ -197,7 +198,7 @@ TEST_F(ConvexTest, ConfirmationReachesExactFractionsAndSoftEqualsHardAtTheEnd) {
 TEST_F(ConvexTest, ConfirmBySmallestErrorAndByThreshold) {
   vq::ConvexQuantizer q(sub, importance, codebook, {});
   {
-    at::NoGradGuard guard;
+    c10::NoGradGuard guard;
     q.logits().select(1, 0).slice(0, 0, 10).fill_(50.f);  // ten sub-vectors fully decided
   }
   EXPECT_EQ(q.confirm_above(0.99).confirmed_now, 10);
