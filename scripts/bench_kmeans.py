@@ -5,7 +5,8 @@
 
 Default model: a random-init vim_tiny (exported on the fly). Both sides cluster the same
 sub-vectors (METHOD.md section 1) with the same k and iteration count, unweighted; faiss's
-subsampling is off (max_points_per_centroid large), and neither stops early. Prints total time and
+subsampling is off (max_points_per_centroid large), and neither stops early; OpenBLAS's own thread
+pool is held at one thread, faiss's fastest setting on this machine. Prints total time and
 final objective (sum of squared distances to the nearest final centroid) and their ratios.
 Needs Debian's python3-faiss and build/vimvq_kmeans_bench.
 """
@@ -22,6 +23,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+from vimlib.common import keep_openblas_pool_off_torch_threads  # noqa: E402
 from vimlib.native import load_ops  # noqa: E402
 
 
@@ -41,6 +43,9 @@ def main() -> int:
     import faiss
     load_ops(required=True)  # exported models call the native scan
     faiss.omp_set_num_threads(args.threads)
+    # faiss's best setting here: with OpenBLAS's own pthreads pool beside faiss's OpenMP threads,
+    # its k-means ran 2.5x slower on 2 cores (39.1 s against 15.4 s at 2 bits).
+    keep_openblas_pool_off_torch_threads()
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model
         if not model_path:
