@@ -63,9 +63,6 @@ Dims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
   return d;
 }
 
-// B or C (batch, G, N, L) -> (batch, G, L, N) contiguous: each step reads N adjacent values.
-at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
-
 // Work items are kLanes channels of one (batch, group), one channel per vector lane: the channels
 // share B_t and C_t, so a step is N vector exps and FMAs across lanes with no horizontal sums in
 // the forward; softplus, SiLU and their derivatives run vectorized over all L steps up front.
@@ -380,6 +377,16 @@ void check_selective_scan_inputs(const at::Tensor& u, const at::Tensor& delta, c
   }
 }
 
+void check_selective_scan_backward_inputs(const at::Tensor& grad_out, const at::Tensor& u,
+                                          const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                                          const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
+                                          const at::Tensor& delta_bias) {
+  check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
+  TORCH_CHECK(grad_out.sizes() == u.sizes(), "selective_scan backward: grad must have u's shape");
+}
+
+at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
+
 at::Tensor selective_scan_forward_cpu(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                       const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                       const at::Tensor& z, const at::Tensor& delta_bias) {
@@ -398,8 +405,7 @@ std::vector<at::Tensor> selective_scan_backward_cpu(const at::Tensor& grad_out, 
                                                     const at::Tensor& B, const at::Tensor& C,
                                                     const at::Tensor& D, const at::Tensor& z,
                                                     const at::Tensor& delta_bias) {
-  check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
-  TORCH_CHECK(grad_out.sizes() == u.sizes(), "selective_scan backward: grad must have u's shape");
+  check_selective_scan_backward_inputs(grad_out, u, delta, A, B, C, D, z, delta_bias);
   const Dims s = dims_of(u, A, B);
   std::vector<at::Tensor> grads;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cpu", [&] {

@@ -16,8 +16,6 @@ cuda::ScanDims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tenso
   return {u.size(0), u.size(1), u.size(2), A.size(1), B.size(1)};
 }
 
-at::Tensor time_major(const at::Tensor& t) { return t.transpose(2, 3).contiguous(); }
-
 at::Tensor forward_cuda(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                         const at::Tensor& B, const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
                         const at::Tensor& delta_bias) {
@@ -40,8 +38,7 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
                                       const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                                       const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
                                       const at::Tensor& delta_bias) {
-  check_selective_scan_inputs(u, delta, A, B, C, D, z, delta_bias);
-  TORCH_CHECK(grad_out.sizes() == u.sizes(), "selective_scan backward: grad must have u's shape");
+  check_selective_scan_backward_inputs(grad_out, u, delta, A, B, C, D, z, delta_bias);
   const c10::cuda::CUDAGuard guard(u.device());
   const auto s = dims_of(u, A, B);
   auto g = grad_out.contiguous().to(u.scalar_type()), uc = u.contiguous(), deltac = delta.contiguous();

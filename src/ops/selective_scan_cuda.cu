@@ -15,7 +15,7 @@
 namespace vimvq::ops::cuda {
 namespace {
 
-constexpr int kMaxState = 64;
+constexpr int kMaxState = 64;  // the bound check_selective_scan_inputs enforces
 constexpr int kThreads = 128;
 constexpr int kCommonState = 16;
 

@@ -4,6 +4,8 @@ import unittest
 import torch
 
 from helpers import HAVE_NATIVE, random_scan_inputs
+from vimlib.configs import get_config
+from vimlib.export import make_model
 from vimlib.scan import selective_scan_torch
 
 NAMES = "u delta A B C D z delta_bias".split()
@@ -85,8 +87,6 @@ class NativeScan(unittest.TestCase):
             native(*bad)
 
     def test_scripted_module_backpropagates(self):
-        from vimlib.configs import get_config
-        from vimlib.export import make_model
         eager = make_model(get_config("vim_micro_gray"), seed=2, use_native_scan=True)
         portable = make_model(get_config("vim_micro_gray"), seed=2)
         scripted = torch.jit.script(eager)
@@ -127,8 +127,6 @@ class NativeScanCuda(unittest.TestCase):
             self.assertTrue(torch.equal(a, b), name)
 
     def test_scripted_model_matches_cpu(self):
-        from vimlib.configs import get_config
-        from vimlib.export import make_model
         scripted = torch.jit.script(make_model(get_config("vim_micro_gray"), seed=2, use_native_scan=True))
         x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
         on_cpu = scripted(x)

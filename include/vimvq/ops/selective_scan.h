@@ -29,4 +29,14 @@ void check_selective_scan_inputs(const at::Tensor& u, const at::Tensor& delta, c
                                  const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                  const at::Tensor& z, const at::Tensor& delta_bias);
 
+// The same checks, and grad_out must have u's shape. Shared by the CPU and CUDA backward kernels.
+void check_selective_scan_backward_inputs(const at::Tensor& grad_out, const at::Tensor& u,
+                                          const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                                          const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
+                                          const at::Tensor& delta_bias);
+
+// B or C (batch, G, N, L) -> (batch, G, L, N) contiguous: each step reads N adjacent values. The
+// layout both the CPU and the CUDA kernels read.
+at::Tensor time_major(const at::Tensor& t);
+
 }  // namespace vimvq::ops
