@@ -4,7 +4,7 @@
   scripts/py scripts/bench_kmeans.py [--bits 2] [--iterations 25] [--threads N]
 
 Default model: a random-init vim_tiny (exported on the fly). Both sides cluster the same
-sub-vectors (METHOD.md section 1) with the same k and iteration count, unweighted; faiss's
+sub-vectors (docs/METHOD.md section 1) with the same k and iteration count, unweighted; faiss's
 subsampling is off (max_points_per_centroid large), and neither stops early; OpenBLAS's own thread
 pool is held at one thread, faiss's fastest setting on this machine. Prints total time and
 final objective (sum of squared distances to the nearest final centroid) and their ratios.

@@ -27,6 +27,7 @@ if ((${#missing[@]})); then
 fi
 
 if [[ "${VIMVQ_SKIP_BUILD:-0}" != 1 ]]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  # VIMVQ_WERROR=1 (CI sets it) turns compiler warnings into errors.
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DVIMVQ_WERROR="$([[ ${VIMVQ_WERROR:-0} == 1 ]] && echo ON || echo OFF)"
   cmake --build build -j "$(nproc)"
 fi

@@ -1,6 +1,6 @@
 """Vision Mamba (Vim, bimamba v2, middle class token) in pure PyTorch, scriptable.
 
-Parameter names and shapes are exactly those of the official hustvl/Vim checkpoints (VIM.md), so
+Parameter names and shapes are exactly those of the official hustvl/Vim checkpoints (docs/VIM.md), so
 `load_state_dict(strict=True)` takes them unchanged. The TorchScript model contract that the C++ side
 relies on is documented in README.md ("Model contract"); the methods marked @torch.jit.export here
 implement it.
@@ -20,7 +20,7 @@ from .scan import selective_scan_torch
 
 CONTRACT_VERSION = 1
 
-# Linear layers of a block that vector quantization targets (METHOD.md section 1), as parameter
+# Linear layers of a block that vector quantization targets (docs/METHOD.md section 1), as parameter
 # names relative to the block.
 QUANTIZABLE_LAYERS = [
     "mixer.in_proj.weight",

@@ -1,4 +1,4 @@
-"""The selective scan of Mamba (VIM.md), in one scriptable function.
+"""The selective scan of Mamba (docs/VIM.md), in one scriptable function.
 
 Layout follows mamba's `selective_scan_fn` with grouped B and C, so that both directions of a
 bimamba-v2 mixer run as one scan over 2E stacked channels:

@@ -57,5 +57,6 @@ struct QuantizeOptions {
 int run_eval(const EvalOptions& options);
 int run_quantize(const QuantizeOptions& options);
 int run_inspect(const InspectOptions& options);
+void print_params_help();  // `vimvq quantize --help-params`
 
 }  // namespace vimvq::cli

@@ -11,6 +11,7 @@
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
 #include "src/cli/runtime.h"
+#include "vimvq/format/load_model.h"
 #include "vimvq/report/evaluate.h"
 #include "vimvq/util/atomic_file.h"
 #include "vimvq/util/error.h"
@@ -72,11 +73,11 @@ int run_eval(const EvalOptions& o) {
   settings.on_bad_image = parse_bad_image_policy(o.on_bad_image);
   settings.keep_predictions = o.predictions.has_value();
 
-  auto model = model::VimModel::load(o.model, device);
+  auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
   std::optional<model::VimModel> reference;
   if (o.reference) {
-    reference = model::VimModel::load(*o.reference, device);
+    reference = format::load_model(*o.reference, device);
     check_same_input(meta, reference->metadata(), *o.reference);
   }
   data::Dataset ds = o.labels ? data::list_with_label_file(o.data, *o.labels, meta.class_names, o.label_base)

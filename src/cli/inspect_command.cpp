@@ -8,9 +8,10 @@
 
 #include "src/cli/commands.h"
 #include "src/cli/runtime.h"
-#include "vimvq/model/vim_model.h"
+#include "vimvq/format/load_model.h"
+#include "vimvq/report/quantize_report.h"
 #include "vimvq/util/error.h"
-#include "vimvq/vq/layout.h"
+#include "vimvq/vq/size_plan.h"
 
 namespace vimvq::cli {
 namespace {
@@ -32,17 +33,11 @@ WeightStats weight_stats(const at::Tensor& w) {
   return s;
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s;
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
-  return s;
-}
-
 }  // namespace
 
 int run_inspect(const InspectOptions& o) {
   configure_threads(o.threads);
-  auto model = model::VimModel::load(o.model);
+  auto model = format::load_model(o.model);
   const auto& meta = model.metadata();
   const auto layers = model.quantizable_layers();
   std::map<std::string, at::Tensor> params;
@@ -69,20 +64,15 @@ int run_inspect(const InspectOptions& o) {
   j["fp32_bytes"] = model.num_parameters() * 4;
   j["packed"] = nlohmann::json::array();
   for (int bits : {1, 2, 3}) {
-    int64_t index_bits = 0, codebook_bits = 0;
-    for (const auto& l : layers) {
-      const auto shape = vq::vq_shape(bits, l.numel);
-      index_bits += shape.index_bits();
-      codebook_bits += shape.codebook_bits();
-    }
-    const int64_t total_bits = index_bits + codebook_bits + other * 32;
-    j["packed"].push_back(
-        {{"bits", bits},
-         {"index_bits_per_weight", static_cast<double>(index_bits) / quantizable},
-         {"codebook_bits_per_weight", static_cast<double>(codebook_bits) / quantizable},
-         {"effective_bits_per_weight", static_cast<double>(index_bits + codebook_bits) / quantizable},
-         {"model_bytes", (total_bits + 7) / 8},
-         {"model_bits_per_parameter", static_cast<double>(total_bits) / model.num_parameters()}});
+    vq::SizeTotals t;
+    for (const auto& l : layers) t.add(vq::plan_layer(vq::Method::kVimvq, bits, l.shape));
+    const int64_t model_bytes = t.model_bytes(other);
+    j["packed"].push_back({{"bits", bits},
+                           {"index_bits_per_weight", t.index_bpw()},
+                           {"codebook_bits_per_weight", t.codebook_bpw()},
+                           {"effective_bits_per_weight", t.effective_bpw()},
+                           {"model_bytes", model_bytes},
+                           {"model_bits_per_parameter", 8.0 * model_bytes / model.num_parameters()}});
   }
   if (o.json) {
     std::printf("%s\n", j.dump(2).c_str());
@@ -99,9 +89,9 @@ int run_inspect(const InspectOptions& o) {
               "%>6std");
   for (const auto& l : j["layers"]) {
     std::printf("%-36s %-10s %10lld %10.2f %10.2f %10.4f\n", l["name"].get<std::string>().c_str(),
-                shape_text(l["shape"].get<std::vector<int64_t>>()).c_str(), l["parameters"].get<long long>(),
-                l["max_abs_over_std"].get<double>(), l["excess_kurtosis"].get<double>(),
-                l["percent_beyond_6_std"].get<double>());
+                report::shape_text(l["shape"].get<std::vector<int64_t>>()).c_str(),
+                l["parameters"].get<long long>(), l["max_abs_over_std"].get<double>(),
+                l["excess_kurtosis"].get<double>(), l["percent_beyond_6_std"].get<double>());
   }
   std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective",
               "model size", "model bpw");

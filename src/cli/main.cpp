@@ -60,7 +60,15 @@ int main(int argc, char** argv) {
                  "labelled folder: report full-precision and quantized accuracy");
   qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
   qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
-  qu->add_flag("--dry-run", quant.dry_run, "print sizes and bits only");
+  qu->add_flag("--dry-run", quant.dry_run, "print each layer's row and the size footer, quantize nothing");
+  qu->add_flag_callback(
+        "--help-params",
+        [] {
+          print_params_help();
+          throw CLI::Success();
+        },
+        "list every parameter (--config keys, --set key=value) with its default, range and doc")
+      ->trigger_on_parse();
 
   InspectOptions inspect;
   auto* in = app.add_subcommand("inspect", "metadata, quantizable layers, outliers, packed sizes");

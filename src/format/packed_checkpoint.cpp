@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "vimvq/model/parameter_slot.h"
 #include "vimvq/util/atomic_file.h"
 #include "vimvq/util/error.h"
 #include "vimvq/vq/packing.h"
@@ -60,35 +61,22 @@ std::string fp16_bytes(const at::Tensor& codebook) {
   return std::string(static_cast<const char*>(h.data_ptr()), static_cast<size_t>(h.numel()) * 2);
 }
 
-torch::jit::Module submodule(torch::jit::Module m, const std::string& dotted, std::string* leaf) {
-  size_t start = 0, dot;
-  while ((dot = dotted.find('.', start)) != std::string::npos) {
-    const std::string part = dotted.substr(start, dot - start);
-    if (!m.hasattr(part) || !m.attr(part).isModule()) throw Error("no submodule '" + part + "' in " + dotted);
-    m = m.attr(part).toModule();
-    start = dot + 1;
-  }
-  *leaf = dotted.substr(start);
-  if (!m.hasattr(*leaf)) throw Error("no parameter " + dotted);
-  return m;
-}
-
-void set_parameter(torch::jit::Module& model, const std::string& name, const at::Tensor& value) {
-  std::string leaf;
-  torch::jit::Module owner = submodule(model, name, &leaf);
-  owner.register_parameter(leaf, value, /*is_buffer=*/false);
-}
-
-nlohmann::json layer_json(const QuantizedLayer& l) {
-  return {{"name", l.name},     {"shape", l.shape},         {"k", l.k},          {"d", l.d},
-          {"groups", l.groups}, {"code_bits", l.code_bits}, {"method", l.method}};
+nlohmann::json layer_json(const vq::QuantizedWeight& l) {
+  return {{"name", l.name},
+          {"shape", l.shape},
+          {"k", l.k},
+          {"d", l.d},
+          {"groups", l.groups},
+          {"code_bits", l.code_bits},
+          {"method", vq::method_name(l.method)}};
 }
 
 }  // namespace
 
-std::string architecture_without(const torch::jit::Module& model, const std::vector<QuantizedLayer>& layers) {
+std::string architecture_without(const torch::jit::Module& model,
+                                 const std::vector<vq::QuantizedWeight>& layers) {
   torch::jit::Module copy = model.clone();
-  for (const auto& l : layers) set_parameter(copy, l.name, at::empty({0}));
+  for (const auto& l : layers) model::ParameterSlot(copy, l.name).set(at::empty({0}));
   std::ostringstream out;
   copy.save(out);
   return out.str();
@@ -121,6 +109,11 @@ SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
       throw Error(path + ": " + l.name + ": k does not fit its code bits");
     const std::string book = fp16_bytes(l.codebook);
     const auto packed = vq::pack_codes(l.codes, l.code_bits);
+    const vq::LayerPlan plan = l.plan();
+    if (static_cast<int64_t>(book.size()) != plan.codebook_bytes() ||
+        static_cast<int64_t>(packed.size()) != plan.code_bytes()) {
+      throw Error(path + ": " + l.name + ": bytes to write differ from the layer's size plan");
+    }
     add_section(out, kTagBook, book);
     add_section(out, kTagCode, std::string(packed.begin(), packed.end()));
     size.codebook_bytes += static_cast<int64_t>(book.size());
@@ -196,13 +189,18 @@ PackedCheckpoint read_packed(const std::string& path) {
     const auto& layers = meta.at("layers");
     if (2 + 2 * layers.size() != sections) throw fail("layer table and section count disagree");
     for (const auto& lj : layers) {
-      QuantizedLayer l;
+      vq::QuantizedWeight l;
       l.name = lj.at("name").get<std::string>();
       l.shape = lj.at("shape").get<std::vector<int64_t>>();
       l.k = lj.at("k").get<int64_t>();
       l.d = lj.at("d").get<int>();
       l.code_bits = lj.at("code_bits").get<int>();
-      l.method = lj.at("method").get<std::string>();
+      const std::string method = lj.at("method").get<std::string>();
+      try {
+        l.method = vq::parse_method(method);
+      } catch (const Error&) {
+        throw fail(l.name + ": unknown method '" + method + "'");
+      }
       l.groups = lj.value("groups", int64_t{1});
       int64_t numel = 1;
       for (auto s : l.shape) {
@@ -243,14 +241,6 @@ PackedCheckpoint read_packed(const std::string& path) {
   return c;
 }
 
-at::Tensor dequantize_layer(const QuantizedLayer& l) {
-  const int64_t n_sub = static_cast<int64_t>(l.codes.size());
-  const at::Tensor group = at::arange(n_sub, at::kLong).floor_divide(n_sub / l.groups);
-  const at::Tensor index = group * l.k + at::tensor(l.codes, at::kLong);
-  return vq::from_subvectors(l.codebook.to(at::kHalf).to(at::kFloat).index_select(0, index), l.shape)
-      .contiguous();
-}
-
 torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
   std::istringstream arch(c.architecture);
   torch::jit::Module model;
@@ -260,7 +250,7 @@ torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& devi
     const std::string what = e.what_without_backtrace();
     throw Error("packed architecture does not load: " + what.substr(0, what.find('\n')));
   }
-  for (const auto& l : c.layers) set_parameter(model, l.name, dequantize_layer(l).to(device));
+  for (const auto& l : c.layers) model::ParameterSlot(model, l.name).set(l.dequantize().to(device));
   model.eval();
   return model;
 }

@@ -2,7 +2,6 @@
 
 #include <map>
 
-#include "vimvq/format/packed_checkpoint.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::model {
@@ -25,9 +24,7 @@ VimModel::VimModel(std::string path, torch::jit::Module module, ModelMetadata me
 VimModel VimModel::load(const std::string& path, const c10::Device& device) {
   torch::jit::Module module;
   try {
-    // A packed checkpoint loads as its architecture with dequantized weights.
-    module = format::is_packed_file(path) ? format::dequantize(format::read_packed(path), device)
-                                          : torch::jit::load(path, device);
+    module = torch::jit::load(path, device);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     if (what.find("vimvq::selective_scan") != std::string::npos ||
@@ -36,10 +33,12 @@ VimModel VimModel::load(const std::string& path, const c10::Device& device) {
                   ": model uses an operator this build does not provide: " + what.substr(0, what.find('\n')));
     }
     throw Error(path + ": not a TorchScript model (" + what.substr(0, what.find('\n')) + ")");
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
+  return from_module(path, std::move(module), device);
+}
+
+VimModel VimModel::from_module(const std::string& path, torch::jit::Module module,
+                               const c10::Device& device) {
   module.eval();
   const std::string contract = path + ": breaks the vimvq model contract: ";
   for (const char* method : {"forward", "forward_embed", "forward_head", "metadata"}) {

@@ -15,7 +15,7 @@ int ceil_log2(int64_t k) {
 VqShape vq_shape(int bits, int64_t numel) {
   VqShape s;
   s.bits = bits;
-  // bits -> (d, k): METHOD.md section 1's table (index bits per weight = log2(k) / d).
+  // bits -> (d, k): docs/METHOD.md section 1's table (index bits per weight = log2(k) / d).
   static constexpr struct {
     int d;
     int64_t k;

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "test_util.h"
+#include "vimvq/format/load_model.h"
 #include "vimvq/format/packed_checkpoint.h"
 #include "vimvq/model/vim_model.h"
 #include "vimvq/util/error.h"
@@ -27,13 +28,13 @@ format::PackedCheckpoint micro_checkpoint() {
     kp.k = shape.k;
     kp.iterations = 5;
     const auto r = vq::kmeans_quantize(params.at(info.name), at::Tensor(), shape.d, kp);
-    format::QuantizedLayer l;
+    vq::QuantizedWeight l;
     l.name = info.name;
     l.shape = info.shape;
     l.k = shape.k;
     l.d = shape.d;
     l.code_bits = shape.code_bits;
-    l.method = "kmeans";
+    l.method = vq::Method::kKmeans;
     l.codebook = r.codebook;
     l.codes.assign(r.codes.data_ptr<int64_t>(), r.codes.data_ptr<int64_t>() + r.codes.numel());
     c.layers.push_back(std::move(l));
@@ -88,7 +89,7 @@ TEST(PackedFormat, LoadsAsAModelWithDequantizedWeights) {
   const auto c = micro_checkpoint();
   const auto path = (t.path() / "micro.vqpk").string();
   format::write_packed(path, c);
-  auto model = model::VimModel::load(path);  // vimvq eval runs packed files directly
+  auto model = format::load_model(path);  // vimvq eval runs packed files directly
   std::map<std::string, at::Tensor> params;
   for (const auto& p : model.module().named_parameters(true)) params.emplace(p.name, p.value);
   for (const auto& l : c.layers) {

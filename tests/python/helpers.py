@@ -46,7 +46,7 @@ def read_csv(path):
 
 
 def reference_scan(u, delta, A, B, C, D, z, delta_bias):
-    """Direct transcription of VIM.md's recurrence, one time step at a time, in the inputs' dtype.
+    """Direct transcription of docs/VIM.md's recurrence, one time step at a time, in the inputs' dtype.
 
     B, C: (batch, G, N, L); channel d reads group d // (dim // G).
     """

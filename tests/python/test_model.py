@@ -9,13 +9,13 @@ import helpers  # noqa: F401  (import path)
 from vimlib.configs import get_config
 from vimlib.export import make_model
 
-# Parameter counts from the official checkpoints (VIM.md).
+# Parameter counts from the official checkpoints (docs/VIM.md).
 OFFICIAL_COUNTS = {"vim_tiny": 7_148_008, "vim_tiny_stride8": 7_250_344, "vim_small": 25_796_584,
                    "vim_small_stride8": 26_001_256, "vim_base": 97_598_440}
 
 
 def official_shapes(dim: int, patches: int, depth: int = 24, classes: int = 1000):
-    """The official state dict (VIM.md, "State dict"), written out independently of the model code."""
+    """The official state dict (docs/VIM.md, "State dict"), written out independently of the model code."""
     e, n, r = 2 * dim, 16, math.ceil(dim / 16)
     shapes = {"cls_token": (1, 1, dim), "pos_embed": (1, patches + 1, dim),
               "patch_embed.proj.weight": (dim, 3, 16, 16), "patch_embed.proj.bias": (dim,),

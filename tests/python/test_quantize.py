@@ -90,6 +90,29 @@ class Quantize(unittest.TestCase):
         self.assertIn("bpw", r.stdout)
         self.assertFalse(os.path.exists(dry_out))
 
+    def test_dry_run_rows_equal_the_real_runs_rows(self):
+        """For every method and width, --dry-run prints the rows a real run logs, minus the errors."""
+        for method in ("rtn", "kmeans", "vq4dit", "vimvq"):
+            for bits in ("1", "2", "3"):
+                args = ["--method", method, "--bits", bits, "--include", "layers.1.*", "--set", "iterations=2"]
+                dry, _ = self.quantize("--dry-run", *args)
+                real, _ = self.quantize(*args)
+                self.assertEqual(dry.returncode, 0, dry.stderr)
+                self.assertEqual(real.returncode, 0, real.stderr)
+                dry_rows = [l for l in dry.stdout.splitlines() if l.startswith("[block")]
+                real_rows = [l.split("] ", 1)[1] for l in (real.stdout + real.stderr).splitlines() if "] [block" in l]
+                real_rows = [l.split("  w.err")[0] for l in real_rows if "block loss" not in l]
+                self.assertEqual(len(dry_rows), 6, dry.stdout)
+                self.assertEqual(dry_rows, real_rows, f"{method} {bits}")
+                self.assertIn("bits per weight", dry.stdout.splitlines()[-1])
+
+    def test_help_params_lists_every_key(self):
+        r = subprocess.run([BINARY, "quantize", "--help-params"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        state, provenance, _ = read_packed(self.quantize("--set", "iterations=2")[1])
+        for key in provenance["params"]:
+            self.assertIn(f"  {key} = ", r.stdout)
+
     def test_every_config_parses(self):
         configs = os.path.join(REPO, "configs")
         for name in sorted(os.listdir(configs)):
@@ -126,6 +149,10 @@ class Quantize(unittest.TestCase):
         self.assert_refused("matches", "--include", "nothing_like_this")
         self.assert_refused("does not exist", output=os.path.join(self.dir, "no", "such", "dir", "x.vqpk"))
         self.assert_refused("unknown parameter", "--set", "learning_rate=3")
+        self.assert_refused("iterations must be an integer", "--set", "iterations=4294967298")
+        self.assert_refused("seed must be an integer", "--set", "seed=-1")
+        self.assert_refused("stage_fractions must be", "--set", "stage_fractions=[-0.5,1.0]")
+        self.assert_refused("lr_logits is a number out of range", "--set", "lr_logits=1e999")
 
 
 if __name__ == "__main__":

@@ -11,33 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "vimvq/vq/quantized_weight.h"
+
 namespace vimvq::format {
 
 inline constexpr char kMagic[8] = {'V', 'I', 'M', 'V', 'Q', 'P', 'K', '\n'};
 inline constexpr uint16_t kMajorVersion = 1;
 inline constexpr uint16_t kMinorVersion = 0;
 
-struct QuantizedLayer {
-  std::string name;            // full parameter name, e.g. "layers.0.mixer.in_proj.weight"
-  std::vector<int64_t> shape;  // of the weight
-  int64_t k = 0;               // codewords
-  int d = 0;                   // sub-vector length
-  int code_bits = 0;           // bits per packed code: ceil(log2 k)
-  std::string method;
-  // Codebooks: one shared by the layer (groups = 1, VQ), or one per equal run of consecutive
-  // sub-vectors (rtn: groups = rows, d = 1, k = 2^bits levels per row).
-  int64_t groups = 1;
-  at::Tensor codebook;         // (groups * k, d); stored as fp16
-  std::vector<int64_t> codes;  // n_sub = ceil(numel / d) codes in [0, k), of group j / (n_sub / groups)
-};
-
-// codebook[group * k + code], flattened, cut to numel and reshaped: the layer's weight.
-at::Tensor dequantize_layer(const QuantizedLayer& layer);
-
 struct PackedCheckpoint {
   nlohmann::json provenance;  // tool, bits, method, hyper-parameters, seed, timings...
   std::string architecture;   // TorchScript archive bytes, quantized weights emptied
-  std::vector<QuantizedLayer> layers;
+  std::vector<vq::QuantizedWeight> layers;
 };
 
 struct SizeBreakdown {
@@ -45,9 +30,11 @@ struct SizeBreakdown {
 };
 
 // Empties the quantized weights of a copy of `model` and serialises it as the architecture.
-std::string architecture_without(const torch::jit::Module& model, const std::vector<QuantizedLayer>& layers);
+std::string architecture_without(const torch::jit::Module& model,
+                                 const std::vector<vq::QuantizedWeight>& layers);
 
-// Atomic (temporary file, then rename). Returns what each part takes on disk.
+// Atomic (temporary file, then rename). Returns what each part takes on disk. Each layer's
+// codebook and code bytes must equal its size plan (vq::LayerPlan), or nothing is written.
 SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& checkpoint);
 
 // Throws vimvq::Error("<path>: <problem>") for anything malformed: bad magic, unknown major

@@ -23,8 +23,11 @@ struct LayerInfo {
 
 class VimModel {
  public:
-  // Loads and validates the contract; throws vimvq::Error naming the file and what is missing.
+  // Loads a TorchScript file and validates the contract; throws vimvq::Error naming the file and
+  // what is missing. (A packed checkpoint is format::load_model's job.)
   static VimModel load(const std::string& path, const c10::Device& device = c10::Device("cpu"));
+  // Validates the contract of a module already loaded from `path` (on `device`).
+  static VimModel from_module(const std::string& path, torch::jit::Module module, const c10::Device& device);
 
   at::Tensor forward(const at::Tensor& images);
   std::pair<at::Tensor, at::Tensor> embed(const at::Tensor& images);

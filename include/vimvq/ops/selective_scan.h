@@ -1,4 +1,4 @@
-// The native selective scan of Mamba (docs: scripts/vimlib/scan.py and ../shared/docs/VIM.md).
+// The native selective scan of Mamba (docs: scripts/vimlib/scan.py and docs/VIM.md).
 //
 // Shapes (mamba's selective_scan_fn layout, B and C grouped so that both directions of a
 // bimamba-v2 mixer run as one call over 2E stacked channels):

@@ -1,4 +1,4 @@
-// Baseline quantizers of METHOD.md section 6 that need no calibration: rtn and plain VQ (kmeans).
+// Baseline quantizers of docs/METHOD.md section 6 that need no calibration: rtn and plain VQ (kmeans).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// The convex-combination quantizer of one layer (METHOD.md sections 4 and 5).
+// The convex-combination quantizer of one layer (docs/METHOD.md sections 4 and 5).
 //
 // Every sub-vector j is a convex combination of the n codewords of its hull H_j:
 // w^_j = sum_i softmax(z_j)_i C[H_ji]. Trainable: the logits z and the codebook C. The hull
@@ -20,7 +20,7 @@ struct ConvexParams {
 };
 
 enum class ConfirmOrder {
-  kLargestRatio,   // METHOD.md default: most decided sub-vectors first
+  kLargestRatio,   // docs/METHOD.md default: most decided sub-vectors first
   kSmallestError,  // smallest truncation error first
 };
 

@@ -1,4 +1,4 @@
-// Weighted k-means (METHOD.md section 2): k-means++ seeding, Lloyd iterations with early stop,
+// Weighted k-means (docs/METHOD.md section 2): k-means++ seeding, Lloyd iterations with early stop,
 // empty clusters re-seeded from the largest one, per-position importance weights. Distances by
 // matrix products over row chunks (on CPU, fused kernels that never hold a distance matrix), so
 // memory stays bounded for any layer. Seeded and deterministic on CPU, for any thread count.

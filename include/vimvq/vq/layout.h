@@ -1,4 +1,4 @@
-// Sub-vector layout and bit accounting (METHOD.md section 1): bits -> (k, d), the k clamp for
+// Sub-vector layout and bit accounting (docs/METHOD.md section 1): bits -> (k, d), the k clamp for
 // tiny layers, and effective bits per weight with index and codebook bits counted separately.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Weight <-> sub-vectors (METHOD.md section 1): d consecutive values of the row-major flattened
+// Weight <-> sub-vectors (docs/METHOD.md section 1): d consecutive values of the row-major flattened
 // weight; the flattened tail is zero-padded to a whole sub-vector. Importances follow the input
 // channel of each position (h_c = mean x_c^2 over the layer's calibration inputs).
 #pragma once

@@ -1,0 +1,73 @@
+// Calibrates one block (docs/METHOD.md sections 2 to 6): owns the block's layer quantizers, their
+// importances and the optimisers, runs the schedule's step loop against the full-precision target,
+// and leaves the stored (fp16-codebook) weights set in the block.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "vimvq/calib/calibrate.h"
+#include "vimvq/calib/schedule.h"
+#include "vimvq/model/parameter_slot.h"
+#include "vimvq/vq/layer_quantizer.h"
+
+namespace torch::optim {
+class Adam;
+}
+
+namespace vimvq::calib {
+
+// Activations of every calibration image at a block boundary.
+struct Chain {
+  at::Tensor hidden, residual;
+};
+
+ScheduleParams schedule_params(const CalibrationParams& p);
+
+class BlockCalibrator {
+ public:
+  // quantized_in: the quantized chain entering the block; target: the full-precision block's
+  // hidden output on the full-precision chain. Computes importances and initialises every
+  // layer's quantizer (k-means, rtn levels...), then measures the initial block loss.
+  BlockCalibrator(model::VimModel& model, int block, std::vector<model::LayerInfo> layers,
+                  const CalibrationParams& params, Chain quantized_in, at::Tensor target);
+  ~BlockCalibrator();
+
+  // The optimisation steps (none for methods without calibration). `advance` counts steps.
+  void train(at::Generator& generator, const std::function<void(int64_t)>& advance);
+  // Sets the stored weights in the block and returns them; fills the records.
+  std::vector<vq::QuantizedWeight> finish(std::vector<LayerRecord>* layer_records);
+
+  const BlockRecord& record() const { return record_; }
+  // The layers' quantizers, in selection order (tests look inside).
+  const std::vector<std::unique_ptr<vq::LayerQuantizer>>& quantizers() const { return quantizers_; }
+
+ private:
+  std::map<std::string, at::Tensor> channel_importances();
+  void set_weights(bool hard);
+  bool reported(const vq::Event& event) const;
+  double confirmed_share() const;
+  void step(int index, const StepPlan& plan, const at::Tensor& batch);
+  void apply(int step, const vq::Event& event);
+
+  model::VimModel& model_;
+  int block_;
+  std::vector<model::LayerInfo> layers_;
+  CalibrationParams params_;
+  ScheduleParams schedule_;
+  Chain in_;
+  at::Tensor target_;
+  std::vector<at::Tensor> weights_;  // originals, fp32
+  std::vector<model::ParameterSlot> slots_;
+  std::vector<std::unique_ptr<vq::LayerQuantizer>> quantizers_;
+  std::unique_ptr<torch::optim::Adam> ratio_optimiser_, codebook_optimiser_;
+  BlockRecord record_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace vimvq::calib

@@ -1,0 +1,55 @@
+// The report of one `vimvq quantize` run as typed records, and its renderers: console rows (the
+// log), JSON (--report) and Markdown (stdout and the .md beside the JSON). Each renderer reads
+// the records; none reads another renderer's output.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vimvq/calib/params.h"
+#include "vimvq/calib/records.h"
+#include "vimvq/vq/size_plan.h"
+
+namespace vimvq::report {
+
+struct SizeRecord {
+  int64_t parameters = 0;    // every parameter of the model
+  vq::SizeTotals quantized;  // the quantized weights' index and codebook bits
+  int64_t packed_bytes = 0, code_bytes = 0, codebook_bytes = 0, architecture_bytes = 0;
+};
+
+struct AccuracyRecord {
+  std::string data;
+  int64_t images = 0;
+  double fp_top1 = 0, fp_top5 = 0, top1 = 0, top5 = 0;
+  double top1_agreement = 0, mean_kl = 0;
+};
+
+struct QuantizeReport {
+  std::string model, output;
+  std::string calibration_folder, list_hash;
+  int64_t calibration_images = 0;
+  calib::CalibrationParams params;
+  std::vector<calib::LayerRecord> layers;
+  std::vector<calib::BlockRecord> blocks;
+  SizeRecord size;
+  std::optional<AccuracyRecord> accuracy;
+  double calibration_seconds = 0, wall_seconds = 0, peak_memory_mb = 0;
+};
+
+nlohmann::json to_json(const QuantizeReport& report);
+std::string to_markdown(const QuantizeReport& report);
+
+// "[block  2/8] layers.1.mixer.in_proj.weight  384x96 k=256 d=4 2.000+0.444 bpw", then weight
+// and truncation errors once the layer is calibrated: a dry run prints the same rows, shorter.
+std::string layer_row(const calib::LayerRecord& layer, int num_blocks);
+std::string block_row(const calib::BlockRecord& block, int num_blocks, vq::Method method);
+// One line: layers, weights, index + codebook = effective bits per weight, model size.
+std::string size_footer(const vq::SizeTotals& totals, size_t layers, int64_t parameters);
+
+std::string shape_text(const std::vector<int64_t>& shape);
+
+}  // namespace vimvq::report

@@ -1,0 +1,202 @@
+#include "vimvq/calib/block_calibrator.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/optim/adam.h>
+
+#include "src/calib/chain_ops.h"
+
+namespace vimvq::calib {
+namespace {
+
+// Confirmation-time losses use a fixed subset: they are reports, not part of the optimisation.
+constexpr int64_t kConfirmationLossRows = 64;
+
+}  // namespace
+
+// Stage confirmations always get a record with the block loss around them; the final hardening
+// gets one when it has anything left to confirm.
+bool BlockCalibrator::reported(const vq::Event& e) const {
+  return e.kind == vq::EventKind::kConfirmToFraction ||
+         (e.kind == vq::EventKind::kHardenAll && confirmed_share() < 1.0);
+}
+
+ScheduleParams schedule_params(const CalibrationParams& p) {
+  ScheduleParams s;
+  s.rules = p.method == vq::Method::kVq4dit ? ScheduleRules::kVq4dit : ScheduleRules::kVimvq;
+  s.iterations = p.iterations;
+  s.finetune_fraction = p.finetune_fraction;
+  s.stage_fractions = p.stage_fractions;
+  s.hull_update_every = p.hull_update_every;
+  s.hull_update = p.hull_update;
+  s.incremental = p.incremental;
+  s.confirm_threshold = p.confirm_threshold;
+  return s;
+}
+
+BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<model::LayerInfo> layers,
+                                 const CalibrationParams& params, Chain quantized_in, at::Tensor target)
+    : model_(model),
+      block_(block),
+      layers_(std::move(layers)),
+      params_(params),
+      schedule_(schedule_params(params)),
+      in_(std::move(quantized_in)),
+      target_(std::move(target)),
+      start_(std::chrono::steady_clock::now()) {
+  record_.index = block;
+  const auto importances = channel_importances();
+  std::map<std::string, at::Tensor> block_params;
+  for (const auto& pr : model_.block_module(block).named_parameters(true))
+    block_params.emplace(pr.name, pr.value);
+  vq::LayerQuantizerOptions o;
+  o.method = params.method;
+  o.bits = params.bits;
+  o.kmeans_iterations = params.kmeans_iterations;
+  o.hull_size = params.hull_size;
+  o.confirm_order = params.confirm_order;
+  o.vq4dit_harden_fraction = params.vq4dit_harden_fraction;
+  for (const auto& info : layers_) {
+    // Seeds differ per layer and block, and stay put when other layers are included or not.
+    o.kmeans_seed = params.seed + static_cast<uint64_t>(quantizers_.size()) * 7919 +
+                    static_cast<uint64_t>(block) * 104729;
+    weights_.push_back(block_params.at(info.local_name).detach().clone().to(at::kFloat));
+    slots_.emplace_back(model_.block_module(block), info.local_name);
+    const auto h = importances.find(info.local_name);
+    quantizers_.push_back(
+        vq::make_layer_quantizer(weights_.back(), h == importances.end() ? at::Tensor() : h->second, o));
+  }
+  set_weights(/*hard=*/true);
+  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
+}
+
+BlockCalibrator::~BlockCalibrator() = default;
+
+// h_c = mean x_c^2 of each layer's inputs on the quantized chain (docs/METHOD.md section 2).
+std::map<std::string, at::Tensor> BlockCalibrator::channel_importances() {
+  std::map<std::string, at::Tensor> sum_sq;
+  if (params_.importance != Importance::kDiag || params_.method == vq::Method::kRtn) return sum_sq;
+  c10::NoGradGuard no_grad;
+  const int64_t n = in_.hidden.size(0);
+  int64_t rows = 0;
+  for (int64_t s = 0; s < n; s += kForwardBatch) {
+    const int64_t e = std::min(n, s + kForwardBatch);
+    for (auto& [name, x] :
+         model_.layer_inputs(block_, in_.hidden.slice(0, s, e), in_.residual.slice(0, s, e))) {
+      const at::Tensor part = x.reshape({-1, x.size(-1)}).to(at::kDouble).square().sum(0);
+      sum_sq[name] = sum_sq.count(name) ? sum_sq[name] + part : part;
+      if (name == layers_.front().local_name) rows += x.numel() / x.size(-1);
+    }
+  }
+  for (auto& [name, s] : sum_sq) s = (s / std::max<int64_t>(rows, 1)).to(at::kFloat);
+  return sum_sq;
+}
+
+void BlockCalibrator::set_weights(bool hard) {
+  for (size_t i = 0; i < quantizers_.size(); ++i)
+    slots_[i].set(hard ? quantizers_[i]->hard_weight() : quantizers_[i]->weight());
+}
+
+double BlockCalibrator::confirmed_share() const {
+  int64_t confirmed = 0, total = 0;
+  for (const auto& q : quantizers_) {
+    const vq::LayerProgress p = q->progress();
+    confirmed += p.confirmed;
+    total += p.total;
+  }
+  return total ? static_cast<double>(confirmed) / total : 1.0;
+}
+
+void BlockCalibrator::train(at::Generator& generator, const std::function<void(int64_t)>& advance) {
+  if (!vq::is_calibrated(params_.method)) return;
+  std::vector<at::Tensor> ratios, books;
+  for (auto& q : quantizers_) {
+    for (auto& t : q->ratio_tensors()) ratios.push_back(t);
+    for (auto& t : q->codebook_tensors()) books.push_back(t);
+  }
+  ratio_optimiser_ =
+      std::make_unique<torch::optim::Adam>(ratios, torch::optim::AdamOptions(params_.lr_logits));
+  codebook_optimiser_ =
+      std::make_unique<torch::optim::Adam>(books, torch::optim::AdamOptions(params_.lr_codebook));
+  const int64_t n = in_.hidden.size(0);
+  at::Tensor order = at::randperm(n, generator).to(in_.hidden.device());
+  int64_t cursor = 0;
+  for (int s = 0; s < params_.iterations; ++s) {
+    if (cursor + params_.batch_size > n) {  // a fresh permutation once the rest cannot fill a batch
+      order = at::randperm(n, generator).to(in_.hidden.device());
+      cursor = 0;
+    }
+    const at::Tensor batch = order.slice(0, cursor, std::min(n, cursor + params_.batch_size));
+    cursor += params_.batch_size;
+    const StepPlan plan = plan_step(s, schedule_);
+    step(s, plan, batch);
+    if (advance) advance(1);
+    for (const auto& e : plan.after) apply(s + 1, e);
+  }
+}
+
+void BlockCalibrator::step(int /*index*/, const StepPlan& plan, const at::Tensor& batch) {
+  set_weights(/*hard=*/false);
+  const at::Tensor out =
+      model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
+  at::Tensor loss = (out - target_.index_select(0, batch)).square().mean();
+  if (plan.train_ratios && params_.regularizer > 0) {
+    const double lambda = params_.regularizer * record_.loss_init * plan.ramp_step / plan.ramp_length;
+    for (const auto& q : quantizers_) {
+      const at::Tensor r = q->ratio_regularizer();
+      if (r.defined()) loss = loss + lambda * r;
+    }
+  }
+  ratio_optimiser_->zero_grad();
+  codebook_optimiser_->zero_grad();
+  loss.backward();
+  if (plan.train_ratios) ratio_optimiser_->step();
+  codebook_optimiser_->step();
+}
+
+void BlockCalibrator::apply(int step, const vq::Event& event) {
+  const bool report = reported(event);
+  Confirmation c;
+  if (report) {
+    c10::NoGradGuard no_grad;
+    set_weights(/*hard=*/false);
+    c.step = step;
+    c.loss_before =
+        block_loss(model_, block_, in_, target_, std::min(in_.hidden.size(0), kConfirmationLossRows));
+  }
+  for (auto& q : quantizers_) c.truncation_error += q->on_event(event);
+  if (!report) return;
+  c10::NoGradGuard no_grad;
+  set_weights(/*hard=*/false);
+  c.loss_after =
+      block_loss(model_, block_, in_, target_, std::min(in_.hidden.size(0), kConfirmationLossRows));
+  c.fraction = confirmed_share();
+  record_.confirmations.push_back(c);
+}
+
+std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord>* layer_records) {
+  record_.confirmed_fraction = confirmed_share();
+  std::vector<vq::QuantizedWeight> stored;
+  for (size_t i = 0; i < quantizers_.size(); ++i) {
+    stored.push_back(quantizers_[i]->finish(layers_[i].name));
+    slots_[i].set(stored.back().dequantize().to(weights_[i].device()));
+  }
+  record_.loss_final = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
+  record_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  for (size_t i = 0; i < quantizers_.size(); ++i) {
+    LayerRecord r;
+    r.name = layers_[i].name;
+    r.block = block_;
+    r.shape = layers_[i].shape;
+    r.plan = stored[i].plan();
+    r.calibrated = true;
+    const at::Tensor w = weights_[i].to(at::kCPU);
+    r.weight_error = (stored[i].dequantize() - w).square().sum().item<double>() /
+                     std::max(1e-30, w.square().sum().item<double>());
+    r.truncation_error = quantizers_[i]->progress().truncation_error;
+    layer_records->push_back(std::move(r));
+  }
+  return stored;
+}
+
+}  // namespace vimvq::calib

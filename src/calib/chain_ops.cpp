@@ -1,0 +1,46 @@
+#include "src/calib/chain_ops.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+namespace vimvq::calib {
+namespace {
+
+template <typename Forward>
+Chain sliced(int64_t rows, Forward forward) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> hs, rs;
+  for (int64_t s = 0; s < rows; s += kForwardBatch) {
+    auto [h, r] = forward(s, std::min(rows, s + kForwardBatch));
+    hs.push_back(h);
+    rs.push_back(r);
+  }
+  return {at::cat(hs), at::cat(rs)};
+}
+
+}  // namespace
+
+Chain embed_chain(model::VimModel& m, const at::Tensor& images) {
+  return sliced(images.size(0), [&](int64_t s, int64_t e) { return m.embed(images.slice(0, s, e)); });
+}
+
+Chain run_block(model::VimModel& m, int b, const Chain& in) {
+  return sliced(in.hidden.size(0), [&](int64_t s, int64_t e) {
+    return m.block(b, in.hidden.slice(0, s, e), in.residual.slice(0, s, e));
+  });
+}
+
+double block_loss(model::VimModel& m, int b, const Chain& in, const at::Tensor& target, int64_t rows) {
+  c10::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t s = 0; s < rows; s += kForwardBatch) {
+    const int64_t e = std::min(rows, s + kForwardBatch);
+    const at::Tensor h = m.block(b, in.hidden.slice(0, s, e), in.residual.slice(0, s, e)).first;
+    sum += (h - target.slice(0, s, e)).square().sum().item<double>();
+    count += h.numel();
+  }
+  return sum / count;
+}
+
+}  // namespace vimvq::calib

@@ -1,0 +1,242 @@
+// The parameter table: each knob of CalibrationParams once, with its name, doc and range check.
+// Setters, JSON in and out, validation and the --help-params listing are all read off it.
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+#include "vimvq/calib/params.h"
+#include "vimvq/util/error.h"
+
+namespace vimvq::calib {
+namespace {
+
+using json = nlohmann::json;
+using P = CalibrationParams;
+
+struct ParamSpec {
+  std::string key, range, doc;
+  std::function<json(const P&)> get;
+  // Throws ValueError with the problem (the caller adds source and key).
+  std::function<void(P&, const json&)> set;
+};
+
+struct ValueError {
+  std::string problem;
+};
+
+template <typename T>
+ParamSpec integer(const char* key, T P::*field, int64_t lo, int64_t hi, const char* doc) {
+  const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+  return {key, range, doc, [field](const P& p) { return json(p.*field); },
+          [field, lo, hi, range](P& p, const json& v) {
+            // nlohmann reads non-negative integers as unsigned: compare before any narrowing.
+            bool ok = false;
+            if (v.is_number_unsigned()) {
+              ok = v.get<uint64_t>() <= static_cast<uint64_t>(hi) && v.get<int64_t>() >= lo;
+            } else if (v.is_number_integer()) {
+              ok = v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+            }
+            if (!ok) throw ValueError{"must be an integer in " + range + " (got " + v.dump() + ")"};
+            p.*field = static_cast<T>(v.get<int64_t>());
+          }};
+}
+
+ParamSpec seed_spec() {
+  return {"seed", "0..2^64-1", "seed of the calibration subset, k-means and batch order",
+          [](const P& p) { return json(p.seed); },
+          [](P& p, const json& v) {
+            if (!v.is_number_unsigned())
+              throw ValueError{"must be an integer in 0..18446744073709551615 (got " + v.dump() + ")"};
+            p.seed = v.get<uint64_t>();
+          }};
+}
+
+enum class Bounds { kClosed, kOpenLow, kOpenHigh };
+
+// A finite real in [lo, hi], (lo, hi] or [lo, hi).
+ParamSpec real(const char* key, double P::*field, double lo, double hi, Bounds bounds, const char* doc) {
+  const bool lo_open = bounds == Bounds::kOpenLow, hi_open = bounds == Bounds::kOpenHigh;
+  std::ostringstream r;
+  r << (lo_open ? "(" : "[") << lo << ", " << hi << (hi_open ? ")" : "]");
+  const std::string range = r.str();
+  return {key, range, doc, [field](const P& p) { return json(p.*field); },
+          [field, lo, hi, lo_open, hi_open, range](P& p, const json& v) {
+            const double x = v.is_number() ? v.get<double>() : std::nan("");
+            if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo) || (hi_open && x == hi))
+              throw ValueError{"must be a number in " + range + " (got " + v.dump() + ")"};
+            p.*field = x;
+          }};
+}
+
+ParamSpec flag(const char* key, bool P::*field, const char* doc) {
+  return {key, "true|false", doc, [field](const P& p) { return json(p.*field); },
+          [field](P& p, const json& v) {
+            if (!v.is_boolean()) throw ValueError{"must be true or false (got " + v.dump() + ")"};
+            p.*field = v.get<bool>();
+          }};
+}
+
+template <typename E>
+ParamSpec choice(const char* key, E P::*field, std::vector<std::pair<E, std::string>> names,
+                 const char* doc) {
+  std::string range;
+  for (const auto& [value, name] : names) range += (range.empty() ? "" : "|") + name;
+  return {key, range, doc,
+          [field, names](const P& p) {
+            for (const auto& [value, name] : names) {
+              if (p.*field == value) return json(name);
+            }
+            return json(nullptr);
+          },
+          [field, names, range](P& p, const json& v) {
+            for (const auto& [value, name] : names) {
+              if (v.is_string() && v.get<std::string>() == name) {
+                p.*field = value;
+                return;
+              }
+            }
+            throw ValueError{"must be one of " + range + " (got " + v.dump() + ")"};
+          }};
+}
+
+ParamSpec patterns(const char* key, std::vector<std::string> P::*field, const char* doc) {
+  return {key, "list of strings", doc, [field](const P& p) { return json(p.*field); },
+          [field](P& p, const json& v) {
+            if (!v.is_array()) throw ValueError{"must be a list of strings (got " + v.dump() + ")"};
+            std::vector<std::string> out;
+            for (const auto& s : v) {
+              if (!s.is_string()) throw ValueError{"must be a list of strings (got " + v.dump() + ")"};
+              out.push_back(s.get<std::string>());
+            }
+            p.*field = out;
+          }};
+}
+
+ParamSpec stage_fractions_spec() {
+  return {"stage_fractions", "non-decreasing list in (0, 1] ending at 1",
+          "confirmed share of each layer at the end of each stage (its length is the stage count)",
+          [](const P& p) { return json(p.stage_fractions); },
+          [](P& p, const json& v) {
+            const ValueError bad{
+                "must be a non-empty, non-decreasing list of numbers in (0, 1] ending at 1.0 (got " +
+                v.dump() + ")"};
+            if (!v.is_array() || v.empty() || v.size() > 64) throw bad;
+            std::vector<double> out;
+            for (const auto& x : v) {
+              if (!x.is_number()) throw bad;
+              const double f = x.get<double>();
+              if (!(f > 0 && f <= 1) || (!out.empty() && f < out.back())) throw bad;
+              out.push_back(f);
+            }
+            if (out.back() != 1.0) throw bad;
+            p.stage_fractions = out;
+          }};
+}
+
+const std::vector<ParamSpec>& table() {
+  using vq::ConfirmOrder;
+  using vq::Method;
+  static const std::vector<ParamSpec> specs = {
+      integer("bits", &P::bits, 1, 4, "index bits per weight: (k, d) from docs/METHOD.md section 1"),
+      choice("method", &P::method,
+             {{Method::kVimvq, "vimvq"},
+              {Method::kVq4dit, "vq4dit"},
+              {Method::kKmeans, "kmeans"},
+              {Method::kRtn, "rtn"}},
+             "quantization method (docs/METHOD.md section 6)"),
+      flag("hull_update", &P::hull_update, "vimvq: move each hull towards the codewords the loss prefers"),
+      flag("incremental", &P::incremental, "vimvq: confirm codes stage by stage (false: all at the end)"),
+      choice("importance", &P::importance, {{Importance::kDiag, "diag"}, {Importance::kNone, "none"}},
+             "k-means weights: h_c = mean x_c^2 of each layer's inputs, or none"),
+      integer("kmeans_iterations", &P::kmeans_iterations, 1, 100000, "Lloyd iterations at most"),
+      integer("iterations", &P::iterations, 1, 10000000, "optimisation steps per block"),
+      integer("batch_size", &P::batch_size, 1, 65536, "calibration images per step"),
+      real("lr_logits", &P::lr_logits, 0, 10, Bounds::kClosed,
+           "Adam learning rate of the convex-combination logits"),
+      real("lr_codebook", &P::lr_codebook, 0, 10, Bounds::kClosed, "Adam learning rate of the codebooks"),
+      integer("hull_size", &P::hull_size, 1, 256, "vimvq: candidate codewords per sub-vector (n)"),
+      integer("hull_update_every", &P::hull_update_every, 1, 10000000,
+              "steps between hull updates and confirm-above checks (T_h)"),
+      stage_fractions_spec(),
+      real("confirm_threshold", &P::confirm_threshold, 0, 1, Bounds::kOpenLow,
+           "a free sub-vector whose max ratio exceeds this is confirmed at the next check"),
+      choice("confirm_order", &P::confirm_order,
+             {{ConfirmOrder::kLargestRatio, "ratio"}, {ConfirmOrder::kSmallestError, "error"}},
+             "stage confirmation order: largest max-ratio or smallest truncation error first"),
+      real("regularizer", &P::regularizer, 0, 1e6, Bounds::kClosed,
+           "ratio regularizer weight, relative to the block's k-means loss; ramps up within each stage"),
+      real("finetune_fraction", &P::finetune_fraction, 0, 1, Bounds::kOpenHigh,
+           "share of the steps spent on the codebook-only fine-tune at the end"),
+      real("vq4dit_harden_fraction", &P::vq4dit_harden_fraction, 0, 1, Bounds::kOpenLow,
+           "vq4dit: a layer is hardened once this share of it is confirmed"),
+      patterns("include", &P::include, "only layers matching these globs or substrings (empty: all)"),
+      patterns("exclude", &P::exclude, "skip layers matching these globs or substrings"),
+      seed_spec(),
+  };
+  return specs;
+}
+
+const ParamSpec* find_spec(const std::string& key) {
+  for (const auto& s : table()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void set_param_json(CalibrationParams& p, const std::string& key, const json& value,
+                    const std::string& source) {
+  const ParamSpec* spec = find_spec(key);
+  if (!spec) throw Error(source + ": unknown parameter '" + key + "'");
+  try {
+    spec->set(p, value);
+  } catch (const ValueError& e) {
+    throw Error(source + ": " + key + " " + e.problem);
+  }
+}
+
+void apply_json(CalibrationParams& p, const json& config, const std::string& source) {
+  if (!config.is_object()) throw Error(source + ": expected a JSON object of parameters");
+  for (const auto& [key, value] : config.items()) {
+    if (key.rfind("_", 0) == 0) continue;  // "_comment" and friends document a config
+    set_param_json(p, key, value, source);
+  }
+}
+
+void set_param(CalibrationParams& p, const std::string& key, const std::string& value) {
+  const std::string source = "--set " + key + "=" + value;
+  json v;
+  try {
+    v = json::parse(value);  // numbers, booleans, lists
+  } catch (const json::out_of_range&) {
+    throw Error(source + ": " + key + " is a number out of range");
+  } catch (const json::exception&) {
+    v = value;  // a bare string
+  }
+  set_param_json(p, key, v, source);
+}
+
+json to_json(const CalibrationParams& p) {
+  json j = json::object();
+  for (const auto& s : table()) j[s.key] = s.get(p);
+  return j;
+}
+
+void validate(const CalibrationParams& p) {
+  CalibrationParams copy = p;
+  for (const auto& s : table()) set_param_json(copy, s.key, s.get(p), "parameter");
+}
+
+std::string params_help() {
+  const CalibrationParams defaults;
+  std::ostringstream out;
+  out << "Parameters of vimvq quantize (--config FILE.json keys, --set key=value):\n";
+  for (const auto& s : table()) {
+    out << "  " << s.key << " = " << s.get(defaults).dump() << "\n      " << s.doc << "; " << s.range << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace vimvq::calib

@@ -1,0 +1,22 @@
+// The calibration set of `vimvq quantize`: a seeded subset of a folder, preprocessed by the
+// model's metadata into one tensor, with a hash of its file list for the provenance.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "vimvq/model/metadata.h"
+
+namespace vimvq::cli {
+
+struct CalibrationImages {
+  at::Tensor images;      // (N, C, H, W) on the CPU
+  std::string list_hash;  // FNV-1a 64 of the sorted relative paths, hex
+};
+
+// Throws vimvq::Error for a missing or empty folder, a bad image or count < 1.
+CalibrationImages load_calibration_images(const std::string& folder, int count, uint64_t seed,
+                                          const model::ModelMetadata& meta, int threads);
+
+}  // namespace vimvq::cli

@@ -1,0 +1,116 @@
+// calib/ on the tiny committed model (vim_micro: 3 blocks, 3x32x32) with random images.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "vimvq/calib/block_calibrator.h"
+#include "vimvq/calib/calibrate.h"
+#include "vimvq/report/quantize_report.h"
+
+using namespace vimvq;
+
+namespace {
+
+model::VimModel micro() { return model::VimModel::load((test::data_dir() / "vim_micro.pt").string()); }
+
+at::Tensor images(int64_t n) {
+  at::Generator g = at::detail::createCPUGenerator(7);
+  return at::randn({n, 3, 32, 32}, g, at::kFloat);
+}
+
+calib::CalibrationParams small_params(vq::Method method, int bits) {
+  calib::CalibrationParams p;
+  p.method = method;
+  p.bits = bits;
+  p.iterations = 24;
+  p.batch_size = 8;
+  p.hull_update_every = 4;
+  p.kmeans_iterations = 20;
+  return p;
+}
+
+}  // namespace
+
+TEST(Calibrate, LossFallsAndConfirmationsFollowTheSchedule) {
+  auto m = micro();
+  const auto p = small_params(vq::Method::kVimvq, 2);
+  const auto r = calib::quantize_model(m, images(16), p, {});
+  ASSERT_EQ(r.blocks.size(), 3u);
+  const int main = calib::main_steps(calib::schedule_params(p));  // 22: stages of 5 steps
+  for (const auto& b : r.blocks) {
+    EXPECT_LT(b.loss_final, b.loss_init) << "block " << b.index;
+    EXPECT_EQ(b.confirmed_fraction, 1.0);
+    ASSERT_GE(b.confirmations.size(), p.stage_fractions.size());
+    for (size_t s = 0; s < p.stage_fractions.size(); ++s) {
+      EXPECT_EQ(b.confirmations[s].step, static_cast<int>(s + 1) * (main / 4)) << "block " << b.index;
+      // Each stage confirms at least its fraction (confirm-above may have gone further).
+      EXPECT_GE(b.confirmations[s].fraction, p.stage_fractions[s] - 1e-9) << "block " << b.index;
+    }
+  }
+}
+
+TEST(Calibrate, EveryMethodAndWidthProducesThePlannedRows) {
+  auto m = micro();
+  const at::Tensor x = images(8);
+  for (vq::Method method : {vq::Method::kRtn, vq::Method::kKmeans, vq::Method::kVq4dit, vq::Method::kVimvq}) {
+    for (int bits : {1, 2, 3}) {
+      auto p = small_params(method, bits);
+      p.iterations = 4;
+      p.include = {"layers.1.*"};
+      auto model = micro();
+      const auto planned = calib::plan_layers(model, p);
+      const auto done = calib::quantize_model(model, x, p, {}).layer_records;
+      ASSERT_EQ(planned.size(), done.size());
+      for (size_t i = 0; i < planned.size(); ++i) {
+        EXPECT_EQ(planned[i].plan, done[i].plan) << vq::method_name(method) << bits << " " << planned[i].name;
+        const std::string dry = report::layer_row(planned[i], 3), real = report::layer_row(done[i], 3);
+        EXPECT_EQ(real.rfind(dry, 0), 0u) << "dry: " << dry << "\nreal: " << real;
+        EXPECT_GT(real.size(), dry.size());
+      }
+    }
+  }
+}
+
+TEST(Calibrate, FineTuneLeavesCodesAlone) {
+  auto m = micro();
+  auto p = small_params(vq::Method::kVimvq, 2);
+  p.iterations = 20;
+  p.finetune_fraction = 0.5;
+  p.lr_codebook = 1e-2;  // large enough that the fine-tune visibly moves the codebook
+  const at::Tensor x = images(16);
+  for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);  // as quantize_model does
+  calib::Chain chain;
+  at::Tensor target;
+  {
+    c10::NoGradGuard no_grad;
+    std::tie(chain.hidden, chain.residual) = m.embed(x);
+    target = m.block(0, chain.hidden, chain.residual).first;
+  }
+  std::vector<model::LayerInfo> block0;
+  for (const auto& l : calib::select_layers(m, p)) {
+    if (l.block == 0) block0.push_back(l);
+  }
+  calib::BlockCalibrator block(m, 0, block0, p, chain, target);
+  std::vector<vq::QuantizedWeight> at_harden;
+  std::vector<at::Tensor> books;
+  int64_t steps = 0;
+  at::Generator g = at::detail::createCPUGenerator(p.seed);
+  block.train(g, [&](int64_t n) {
+    steps += n;
+    if (steps == 11) {  // one fine-tune step after the hardening (which follows the 10th step)
+      for (const auto& q : block.quantizers()) {
+        at_harden.push_back(q->finish("x"));
+        books.push_back(q->codebook_tensors().front().detach().clone());
+      }
+    }
+  });
+  ASSERT_FALSE(at_harden.empty());
+  int moved = 0;  // on this random micro model some layers' codebook gradients are ~1e-20: count
+  for (size_t i = 0; i < at_harden.size(); ++i) {
+    EXPECT_EQ(block.quantizers()[i]->finish("x").codes, at_harden[i].codes) << "layer " << i;
+    const at::Tensor book = block.quantizers()[i]->codebook_tensors().front();
+    moved += (book - books[i]).abs().max().item<double>() > 0;
+  }
+  EXPECT_GT(moved, 0) << "the fine-tune trained no codebook";
+}

@@ -1,0 +1,101 @@
+// The renderers read typed records: values, not key presence.
+#include <gtest/gtest.h>
+
+#include "vimvq/report/quantize_report.h"
+
+using namespace vimvq;
+
+namespace {
+
+report::QuantizeReport sample() {
+  report::QuantizeReport r;
+  r.model = "m.pt";
+  r.output = "m.vqpk";
+  r.calibration_folder = "calib";
+  r.calibration_images = 16;
+  r.list_hash = "00ff";
+  r.params.method = vq::Method::kVq4dit;
+  r.params.bits = 2;
+  r.params.seed = 7;
+  calib::LayerRecord l;
+  l.name = "layers.0.mixer.in_proj.weight";
+  l.block = 0;
+  l.shape = {32, 16};
+  l.plan = vq::plan_layer(vq::Method::kVq4dit, 2, l.shape);  // 128 sub-vectors, k clamped to 32
+  l.calibrated = true;
+  l.weight_error = 0.0123;
+  l.truncation_error = 0.5;
+  r.layers = {l};
+  calib::BlockRecord b;
+  b.index = 0;
+  b.loss_init = 2.0;
+  b.loss_final = 0.25;
+  b.seconds = 3.0;
+  b.confirmed_fraction = 1;
+  b.confirmations = {{5, 0.5, 1.0, 1.5, 0.25}};
+  r.blocks = {b};
+  r.size.parameters = 1000;
+  r.size.quantized.add(l.plan);
+  r.size.packed_bytes = 2000;
+  r.accuracy = report::AccuracyRecord{"test", 10, 90, 99, 80, 98, 85, 0.01};
+  r.calibration_seconds = 1.5;
+  r.wall_seconds = 4;
+  r.peak_memory_mb = 100;
+  return r;
+}
+
+}  // namespace
+
+TEST(QuantizeReport, JsonHasTheRecordsValues) {
+  const auto j = report::to_json(sample());
+  const auto& l = j["layers"][0];
+  EXPECT_EQ(l["shape_text"], "32x16");
+  EXPECT_EQ(l["k"], 32);
+  EXPECT_EQ(l["d"], 4);
+  EXPECT_EQ(l["code_bits"], 5);
+  EXPECT_EQ(l["index_bits"], 128 * 5);
+  EXPECT_EQ(l["codebook_bits"], 16 * 32 * 4);
+  EXPECT_DOUBLE_EQ(l["weight_error"].get<double>(), 0.0123);
+  EXPECT_DOUBLE_EQ(j["size"]["index_bpw"].get<double>(), 640.0 / 512);
+  EXPECT_DOUBLE_EQ(j["size"]["effective_bpw"].get<double>(), (640.0 + 2048) / 512);
+  EXPECT_DOUBLE_EQ(j["size"]["file_bits_per_parameter"].get<double>(), 16.0);
+  EXPECT_EQ(j["size"]["fp32_bytes"], 4000);
+  EXPECT_EQ(j["blocks"][0]["confirmations"][0]["step"], 5);
+  EXPECT_DOUBLE_EQ(j["blocks"][0]["confirmations"][0]["loss_after"].get<double>(), 1.5);
+  EXPECT_EQ(j["params"]["method"], "vq4dit");
+  EXPECT_DOUBLE_EQ(j["accuracy"]["quantized"]["top1"].get<double>(), 80);
+  EXPECT_EQ(j["calibration"]["list_hash_fnv1a64"], "00ff");
+}
+
+TEST(QuantizeReport, MarkdownRowsCarryTheValues) {
+  const std::string md = report::to_markdown(sample());
+  EXPECT_NE(md.find("- method: vq4dit, 2 bits, seed 7\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| layers.0.mixer.in_proj.weight | 32x16 | 32 | 4 | 1.250 | 4.000 | 0.0123 | 0.5 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 0 | 2 | 0.25 | 3.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| quantized | 80.00 | 98.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("0.004 MB fp32 -> 0.002 MB packed (2.00x)"), std::string::npos) << md;
+}
+
+TEST(QuantizeReport, ConsoleRowsOfADryRunArePrefixesOfTheRealOnes) {
+  auto l = sample().layers[0];
+  const std::string real = report::layer_row(l, 24);
+  l.calibrated = false;
+  const std::string dry = report::layer_row(l, 24);
+  EXPECT_EQ(dry.rfind("[block  1/24] layers.0.mixer.in_proj.weight", 0), 0u) << dry;
+  EXPECT_NE(dry.find("k=32   d=4 1.250+4.000 bpw"), std::string::npos) << dry;
+  EXPECT_EQ(real, dry + "  w.err 0.0123  trunc 0.5");
+  EXPECT_EQ(report::block_row(sample().blocks[0], 24, vq::Method::kVq4dit),
+            "[block  1/24] block loss 2 -> 0.25 (vq4dit), 3.0 s");
+}
+
+TEST(QuantizeReport, SizeFooterSumsThePlans) {
+  vq::SizeTotals t;
+  t.add(vq::plan_layer(vq::Method::kRtn, 2, {4, 8}));  // 32 weights: 64 index bits, 4 rows x 4 levels fp16
+  EXPECT_EQ(t.index_bits, 64);
+  EXPECT_EQ(t.codebook_bits, 16 * 4 * 4);
+  EXPECT_EQ(report::size_footer(t, 1, 40),
+            "1 layers, 32 weights: 2.000 index + 8.000 codebook = 10.000 bits per weight; model 0.000 MB "
+            "(fp32 0.000 MB), 14.400 bits per parameter");
+}
