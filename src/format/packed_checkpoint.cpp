@@ -130,114 +130,147 @@ bool is_packed_file(const std::string& path) {
   return in.read(magic, sizeof magic) && std::memcmp(magic, kMagic, sizeof kMagic) == 0;
 }
 
-PackedCheckpoint read_packed(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  auto fail = [&](const std::string& problem) { return Error(path + ": " + problem); };
-  if (file_size < kHeaderSize) throw fail("truncated packed checkpoint (no complete header)");
-  uint8_t header[kHeaderSize];
-  in.read(reinterpret_cast<char*>(header), kHeaderSize);
-  if (std::memcmp(header, kMagic, sizeof kMagic) != 0)
-    throw fail("not a vimvq packed checkpoint (bad magic)");
-  const uint16_t major = get<uint16_t>(header + 8);
-  if (major != kMajorVersion) {
-    throw fail("packed format version " + std::to_string(major) + "." +
-               std::to_string(get<uint16_t>(header + 10)) + " is not readable by this vimvq (reads " +
-               std::to_string(kMajorVersion) + ".x)");
-  }
-  if (crc32_of(header, kHeaderSize - 4) != get<uint32_t>(header + kHeaderSize - 4))
-    throw fail("header checksum mismatch");
-  const uint32_t sections = get<uint32_t>(header + 12);
-  if (sections < 2 || sections > kMaxSections || sections % 2 != 0) throw fail("implausible section count");
+namespace {
 
-  uint64_t offset = kHeaderSize;
-  auto read_section = [&](uint32_t want_tag, const char* what) {
-    if (file_size - offset < kSectionHeaderSize)
-      throw fail(std::string("truncated before the ") + what + " section");
+// Reads one packed file front to back; every length is checked against the bytes left before
+// anything is allocated, and every problem is an Error naming the file.
+class PackedReader {
+ public:
+  explicit PackedReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+    if (!in_) throw Error(path + ": cannot open");
+    in_.seekg(0, std::ios::end);
+    file_size_ = static_cast<uint64_t>(in_.tellg());
+    in_.seekg(0);
+  }
+
+  Error fail(const std::string& problem) const { return Error(path_ + ": " + problem); }
+
+  // Returns the section count.
+  uint32_t header() {
+    if (file_size_ < kHeaderSize) throw fail("truncated packed checkpoint (no complete header)");
+    uint8_t h[kHeaderSize];
+    in_.read(reinterpret_cast<char*>(h), kHeaderSize);
+    if (std::memcmp(h, kMagic, sizeof kMagic) != 0) throw fail("not a vimvq packed checkpoint (bad magic)");
+    const uint16_t major = get<uint16_t>(h + 8);
+    if (major != kMajorVersion) {
+      throw fail("packed format version " + std::to_string(major) + "." +
+                 std::to_string(get<uint16_t>(h + 10)) + " is not readable by this vimvq (reads " +
+                 std::to_string(kMajorVersion) + ".x)");
+    }
+    if (crc32_of(h, kHeaderSize - 4) != get<uint32_t>(h + kHeaderSize - 4))
+      throw fail("header checksum mismatch");
+    const uint32_t sections = get<uint32_t>(h + 12);
+    if (sections < 2 || sections > kMaxSections || sections % 2 != 0) throw fail("implausible section count");
+    offset_ = kHeaderSize;
+    return sections;
+  }
+
+  std::string section(uint32_t want_tag, const std::string& what) {
+    if (file_size_ - offset_ < kSectionHeaderSize) throw fail("truncated before the " + what + " section");
     uint8_t sh[kSectionHeaderSize];
-    in.read(reinterpret_cast<char*>(sh), kSectionHeaderSize);
+    in_.read(reinterpret_cast<char*>(sh), kSectionHeaderSize);
     const uint32_t tag = get<uint32_t>(sh), crc = get<uint32_t>(sh + 4);
     const uint64_t length = get<uint64_t>(sh + 8);
-    if (tag != want_tag) throw fail(std::string("expected the ") + what + " section, found another");
-    offset += kSectionHeaderSize;
-    if (length > file_size - offset) {
-      throw fail(std::string("truncated ") + what + " section (" + std::to_string(length) +
-                 " bytes declared, " + std::to_string(file_size - offset) + " left)");
+    if (tag != want_tag) throw fail("expected the " + what + " section, found another");
+    offset_ += kSectionHeaderSize;
+    if (length > file_size_ - offset_) {
+      throw fail("truncated " + what + " section (" + std::to_string(length) + " bytes declared, " +
+                 std::to_string(file_size_ - offset_) + " left)");
     }
     std::string payload(length, '\0');  // bounded by the file size checked above
-    in.read(payload.data(), static_cast<std::streamsize>(length));
-    if (!in) throw fail(std::string("read error in the ") + what + " section");
+    in_.read(payload.data(), static_cast<std::streamsize>(length));
+    if (!in_) throw fail("read error in the " + what + " section");
     if (crc32_of(payload.data(), payload.size()) != crc)
-      throw fail(std::string("checksum mismatch in the ") + what + " section");
-    offset += length;
+      throw fail("checksum mismatch in the " + what + " section");
+    offset_ += length;
     return payload;
-  };
+  }
 
+  // The table entry of one layer, checked for plausibility, then its two sections.
+  vq::QuantizedWeight layer(const nlohmann::json& lj) {
+    vq::QuantizedWeight l;
+    l.name = lj.at("name").get<std::string>();
+    l.shape = lj.at("shape").get<std::vector<int64_t>>();
+    l.k = lj.at("k").get<int64_t>();
+    l.d = lj.at("d").get<int>();
+    l.code_bits = lj.at("code_bits").get<int>();
+    const std::string method = lj.at("method").get<std::string>();
+    try {
+      l.method = vq::parse_method(method);
+    } catch (const Error&) {
+      throw fail(l.name + ": unknown method '" + method + "'");
+    }
+    l.groups = lj.value("groups", int64_t{1});
+    const int64_t n_sub = checked_subvectors(l);
+    const std::string book = section(kTagBook, "codebook");
+    if (book.size() != static_cast<size_t>(l.groups * l.k * l.d * 2))
+      throw fail(l.name + ": codebook size does not match groups x k x d");
+    at::Tensor half = at::empty({l.groups * l.k, l.d}, at::kHalf);
+    std::memcpy(half.data_ptr(), book.data(), book.size());
+    l.codebook = half.to(at::kFloat);
+    const std::string codes = section(kTagCode, "codes");
+    if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits))
+      throw fail(l.name + ": packed codes size does not match its shape");
+    l.codes =
+        vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
+    for (auto code : l.codes) {
+      if (code >= l.k)
+        throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) +
+                   ")");
+    }
+    return l;
+  }
+
+  void expect_end() const {
+    if (offset_ != file_size_) throw fail("trailing bytes after the last section");
+  }
+
+ private:
+  // Sub-vector count of a layer whose shape, k, d, code bits and groups are plausible.
+  int64_t checked_subvectors(const vq::QuantizedWeight& l) const {
+    constexpr int64_t kMaxWeights = int64_t{1} << 40;  // caps the product, not only each dimension
+    int64_t numel = 1;
+    for (auto s : l.shape) {
+      if (s < 0 || s > (int64_t{1} << 32) || (s > 0 && numel > kMaxWeights / s))
+        throw fail(l.name + ": implausible shape");
+      numel *= s;
+    }
+    if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 ||
+        l.k > (int64_t{1} << l.code_bits))
+      throw fail(l.name + ": implausible k, d or code bits");
+    const int64_t n_sub = (numel + l.d - 1) / l.d;
+    if (l.groups < 1 || l.groups > n_sub || n_sub % l.groups != 0)
+      throw fail(l.name + ": implausible codebook groups");
+    return n_sub;
+  }
+
+  std::string path_;
+  std::ifstream in_;
+  uint64_t file_size_ = 0, offset_ = 0;
+};
+
+}  // namespace
+
+PackedCheckpoint read_packed(const std::string& path) {
+  PackedReader reader(path);
+  const uint32_t sections = reader.header();
   PackedCheckpoint c;
   nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(read_section(kTagMeta, "metadata"));
+    meta = nlohmann::json::parse(reader.section(kTagMeta, "metadata"));
   } catch (const nlohmann::json::exception& e) {
-    throw fail(std::string("metadata is not JSON: ") + e.what());
+    throw reader.fail(std::string("metadata is not JSON: ") + e.what());
   }
-  c.architecture = read_section(kTagArch, "architecture");
+  c.architecture = reader.section(kTagArch, "architecture");
   try {
     c.provenance = meta.at("provenance");
     const auto& layers = meta.at("layers");
-    if (2 + 2 * layers.size() != sections) throw fail("layer table and section count disagree");
-    for (const auto& lj : layers) {
-      vq::QuantizedWeight l;
-      l.name = lj.at("name").get<std::string>();
-      l.shape = lj.at("shape").get<std::vector<int64_t>>();
-      l.k = lj.at("k").get<int64_t>();
-      l.d = lj.at("d").get<int>();
-      l.code_bits = lj.at("code_bits").get<int>();
-      const std::string method = lj.at("method").get<std::string>();
-      try {
-        l.method = vq::parse_method(method);
-      } catch (const Error&) {
-        throw fail(l.name + ": unknown method '" + method + "'");
-      }
-      l.groups = lj.value("groups", int64_t{1});
-      int64_t numel = 1;
-      for (auto s : l.shape) {
-        if (s < 0 || s > (int64_t{1} << 32)) throw fail(l.name + ": implausible shape");
-        numel *= s;
-      }
-      if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 ||
-          l.k > (int64_t{1} << l.code_bits)) {
-        throw fail(l.name + ": implausible k, d or code bits");
-      }
-      const int64_t n_sub = (numel + l.d - 1) / l.d;
-      if (l.groups < 1 || l.groups > n_sub || n_sub % l.groups != 0)
-        throw fail(l.name + ": implausible codebook groups");
-      const std::string book = read_section(kTagBook, "codebook");
-      if (book.size() != static_cast<size_t>(l.groups * l.k * l.d * 2)) {
-        throw fail(l.name + ": codebook size does not match groups x k x d");
-      }
-      at::Tensor half = at::empty({l.groups * l.k, l.d}, at::kHalf);
-      std::memcpy(half.data_ptr(), book.data(), book.size());
-      l.codebook = half.to(at::kFloat);
-      const std::string codes = read_section(kTagCode, "codes");
-      if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits)) {
-        throw fail(l.name + ": packed codes size does not match its shape");
-      }
-      l.codes =
-          vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
-      for (auto code : l.codes) {
-        if (code >= l.k)
-          throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) +
-                     ")");
-      }
-      c.layers.push_back(std::move(l));
-    }
+    if (2 + 2 * layers.size() != sections) throw reader.fail("layer table and section count disagree");
+    for (const auto& lj : layers) c.layers.push_back(reader.layer(lj));
   } catch (const nlohmann::json::exception& e) {
-    throw fail(std::string("metadata: ") + e.what());
+    throw reader.fail(std::string("metadata: ") + e.what());
   }
-  if (offset != file_size) throw fail("trailing bytes after the last section");
+  reader.expect_end();
   return c;
 }
 
