@@ -60,6 +60,32 @@ data::BadImagePolicy parse_bad_image_policy(const std::string& name) {
   throw Error("--on-bad-image '" + name + "': use fail or skip");
 }
 
+// The console summary: counts, accuracy, agreement, throughput, per-class top-1 for small sets.
+void print_summary(const EvalOptions& o, const report::EvalResult& r, const nlohmann::json& j, int threads,
+                   const c10::Device& device) {
+  const auto& m = r.metrics;
+  std::printf("\n%s on %s\n", o.model.c_str(), o.data.c_str());
+  std::printf("  images      %lld (%lld labelled, %zu skipped)\n", static_cast<long long>(m.images()),
+              static_cast<long long>(m.labelled()), r.skipped.size());
+  if (m.labelled()) std::printf("  top-1       %.2f %%\n  top-5       %.2f %%\n", m.top1(), m.top5());
+  if (r.reference_metrics) {
+    if (r.reference_metrics->labelled()) {
+      std::printf("  reference   top-1 %.2f %%  (%s)\n", r.reference_metrics->top1(), o.reference->c_str());
+    }
+    std::printf("  agreement   %.2f %% top-1, mean KL %.5f\n", r.agreement.top1_agreement(),
+                r.agreement.mean_kl());
+  }
+  std::printf("  throughput  %.1f images/s (%.1f s; model %.1f s), %d threads, %s\n", r.images_per_second(),
+              r.loop_seconds, r.model_seconds, threads, device.str().c_str());
+  if (m.labelled() && m.num_classes() <= 20) {
+    std::printf("  per class  ");
+    for (const auto& pc : j["per_class"]) {
+      std::printf(" %s %.1f", pc["name"].get<std::string>().c_str(), pc["top1"].get<double>());
+    }
+    std::printf("\n");
+  }
+}
+
 }  // namespace
 
 int run_eval(const EvalOptions& o) {
@@ -105,27 +131,7 @@ int run_eval(const EvalOptions& o) {
   j["wall_seconds"] = wall_seconds;
   if (reference) j["reference"]["model"] = *o.reference;
 
-  const auto& m = r.metrics;
-  std::printf("\n%s on %s\n", o.model.c_str(), o.data.c_str());
-  std::printf("  images      %lld (%lld labelled, %zu skipped)\n", static_cast<long long>(m.images()),
-              static_cast<long long>(m.labelled()), r.skipped.size());
-  if (m.labelled()) std::printf("  top-1       %.2f %%\n  top-5       %.2f %%\n", m.top1(), m.top5());
-  if (reference) {
-    if (r.reference_metrics->labelled()) {
-      std::printf("  reference   top-1 %.2f %%  (%s)\n", r.reference_metrics->top1(), o.reference->c_str());
-    }
-    std::printf("  agreement   %.2f %% top-1, mean KL %.5f\n", r.agreement.top1_agreement(),
-                r.agreement.mean_kl());
-  }
-  std::printf("  throughput  %.1f images/s (%.1f s; model %.1f s), %d threads, %s\n", r.images_per_second(),
-              r.loop_seconds, r.model_seconds, threads, device.str().c_str());
-  if (m.labelled() && m.num_classes() <= 20) {
-    std::printf("  per class  ");
-    for (const auto& pc : j["per_class"]) {
-      std::printf(" %s %.1f", pc["name"].get<std::string>().c_str(), pc["top1"].get<double>());
-    }
-    std::printf("\n");
-  }
+  print_summary(o, r, j, threads, device);
   if (o.report) write_file_atomically(*o.report, j.dump(2) + "\n");
   if (o.predictions) write_file_atomically(*o.predictions, predictions_csv(r, ds, meta));
   return 0;

@@ -33,6 +33,35 @@ WeightStats weight_stats(const at::Tensor& w) {
   return s;
 }
 
+// The human-readable form of the JSON `inspect --json` prints.
+void print_table(const std::string& path, const model::ModelMetadata& meta, const nlohmann::json& j) {
+  std::printf("%s: %s (%s), %d blocks, %d classes, input %dx%dx%d (resize %d, crop %d), scan %s\n",
+              path.c_str(), meta.config_name.c_str(), meta.architecture.c_str(), meta.num_blocks,
+              meta.num_classes, meta.preprocess.channels, meta.image_size, meta.image_size,
+              meta.preprocess.resize, meta.preprocess.crop, meta.scan.c_str());
+  std::printf("parameters %lld (%.2f MB fp32), quantizable %lld (%.1f %%)\n\n",
+              static_cast<long long>(j["parameters"].get<int64_t>()),
+              j["parameters"].get<int64_t>() * 4 / 1e6,
+              static_cast<long long>(j["quantizable_parameters"].get<int64_t>()),
+              100.0 * j["quantizable_parameters"].get<double>() / j["parameters"].get<int64_t>());
+  std::printf("%-36s %-10s %10s %10s %10s %10s\n", "layer", "shape", "params", "max/std", "ex.kurt",
+              "%>6std");
+  for (const auto& l : j["layers"]) {
+    std::printf("%-36s %-10s %10lld %10.2f %10.2f %10.4f\n", l["name"].get<std::string>().c_str(),
+                report::shape_text(l["shape"].get<std::vector<int64_t>>()).c_str(),
+                l["parameters"].get<long long>(), l["max_abs_over_std"].get<double>(),
+                l["excess_kurtosis"].get<double>(), l["percent_beyond_6_std"].get<double>());
+  }
+  std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective",
+              "model size", "model bpw");
+  for (const auto& p : j["packed"]) {
+    std::printf("%-5d %12.3f %12.3f %12.3f %11.3f MB %12.3f\n", p["bits"].get<int>(),
+                p["index_bits_per_weight"].get<double>(), p["codebook_bits_per_weight"].get<double>(),
+                p["effective_bits_per_weight"].get<double>(), p["model_bytes"].get<int64_t>() / 1e6,
+                p["model_bits_per_parameter"].get<double>());
+  }
+}
+
 }  // namespace
 
 int run_inspect(const InspectOptions& o) {
@@ -78,29 +107,7 @@ int run_inspect(const InspectOptions& o) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("%s: %s (%s), %d blocks, %d classes, input %dx%dx%d (resize %d, crop %d), scan %s\n",
-              o.model.c_str(), meta.config_name.c_str(), meta.architecture.c_str(), meta.num_blocks,
-              meta.num_classes, meta.preprocess.channels, meta.image_size, meta.image_size,
-              meta.preprocess.resize, meta.preprocess.crop, meta.scan.c_str());
-  std::printf("parameters %lld (%.2f MB fp32), quantizable %lld (%.1f %%)\n\n",
-              static_cast<long long>(model.num_parameters()), model.num_parameters() * 4 / 1e6,
-              static_cast<long long>(quantizable), 100.0 * quantizable / model.num_parameters());
-  std::printf("%-36s %-10s %10s %10s %10s %10s\n", "layer", "shape", "params", "max/std", "ex.kurt",
-              "%>6std");
-  for (const auto& l : j["layers"]) {
-    std::printf("%-36s %-10s %10lld %10.2f %10.2f %10.4f\n", l["name"].get<std::string>().c_str(),
-                report::shape_text(l["shape"].get<std::vector<int64_t>>()).c_str(),
-                l["parameters"].get<long long>(), l["max_abs_over_std"].get<double>(),
-                l["excess_kurtosis"].get<double>(), l["percent_beyond_6_std"].get<double>());
-  }
-  std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective",
-              "model size", "model bpw");
-  for (const auto& p : j["packed"]) {
-    std::printf("%-5d %12.3f %12.3f %12.3f %11.3f MB %12.3f\n", p["bits"].get<int>(),
-                p["index_bits_per_weight"].get<double>(), p["codebook_bits_per_weight"].get<double>(),
-                p["effective_bits_per_weight"].get<double>(), p["model_bytes"].get<int64_t>() / 1e6,
-                p["model_bits_per_parameter"].get<double>());
-  }
+  print_table(o.model, meta, j);
   return 0;
 }
 
