@@ -34,6 +34,19 @@ ScheduleParams schedule_params(const CalibrationParams& p) {
   return s;
 }
 
+vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer) {
+  vq::LayerQuantizerOptions o;
+  o.method = p.method;
+  o.bits = p.bits;
+  o.kmeans_iterations = p.kmeans_iterations;
+  // Seeds differ per layer and block, and stay put when other blocks are included or not.
+  o.kmeans_seed = p.seed + static_cast<uint64_t>(layer) * 7919 + static_cast<uint64_t>(block) * 104729;
+  o.hull_size = p.hull_size;
+  o.confirm_order = p.confirm_order;
+  o.vq4dit_harden_fraction = p.vq4dit_harden_fraction;
+  return o;
+}
+
 BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<model::LayerInfo> layers,
                                  const CalibrationParams& params, Chain quantized_in, at::Tensor target)
     : model_(model),
@@ -49,22 +62,13 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
   std::map<std::string, at::Tensor> block_params;
   for (const auto& pr : model_.block_module(block).named_parameters(true))
     block_params.emplace(pr.name, pr.value);
-  vq::LayerQuantizerOptions o;
-  o.method = params.method;
-  o.bits = params.bits;
-  o.kmeans_iterations = params.kmeans_iterations;
-  o.hull_size = params.hull_size;
-  o.confirm_order = params.confirm_order;
-  o.vq4dit_harden_fraction = params.vq4dit_harden_fraction;
   for (const auto& info : layers_) {
-    // Seeds differ per layer and block, and stay put when other layers are included or not.
-    o.kmeans_seed = params.seed + static_cast<uint64_t>(quantizers_.size()) * 7919 +
-                    static_cast<uint64_t>(block) * 104729;
     weights_.push_back(block_params.at(info.local_name).detach().clone().to(at::kFloat));
     slots_.emplace_back(model_.block_module(block), info.local_name);
     const auto h = importances.find(info.local_name);
     quantizers_.push_back(
-        vq::make_layer_quantizer(weights_.back(), h == importances.end() ? at::Tensor() : h->second, o));
+        vq::make_layer_quantizer(weights_.back(), h == importances.end() ? at::Tensor() : h->second,
+                                 layer_quantizer_options(params, block, quantizers_.size())));
   }
   set_weights(/*hard=*/true);
   record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
@@ -177,9 +181,11 @@ void BlockCalibrator::apply(int step, const vq::Event& event) {
 std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord>* layer_records) {
   record_.confirmed_fraction = confirmed_share();
   std::vector<vq::QuantizedWeight> stored;
+  std::vector<at::Tensor> hard;  // the stored weights, on the CPU
   for (size_t i = 0; i < quantizers_.size(); ++i) {
     stored.push_back(quantizers_[i]->finish(layers_[i].name));
-    slots_[i].set(stored.back().dequantize().to(weights_[i].device()));
+    hard.push_back(stored.back().dequantize());
+    slots_[i].set(hard.back().to(weights_[i].device()));
   }
   record_.loss_final = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
   record_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -191,8 +197,8 @@ std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord
     r.plan = stored[i].plan();
     r.calibrated = true;
     const at::Tensor w = weights_[i].to(at::kCPU);
-    r.weight_error = (stored[i].dequantize() - w).square().sum().item<double>() /
-                     std::max(1e-30, w.square().sum().item<double>());
+    r.weight_error =
+        (hard[i] - w).square().sum().item<double>() / std::max(1e-30, w.square().sum().item<double>());
     r.truncation_error = quantizers_[i]->progress().truncation_error;
     layer_records->push_back(std::move(r));
   }

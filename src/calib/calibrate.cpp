@@ -68,11 +68,13 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     if (!layers.empty()) {
       BlockCalibrator block(m, b, layers, p, q, target.hidden);
       block.train(generator, cb.advance);
-      const size_t first = result.layer_records.size();
-      for (auto& w : block.finish(&result.layer_records)) result.layers.push_back(std::move(w));
+      std::vector<LayerRecord> records;
+      for (auto& w : block.finish(&records)) result.layers.push_back(std::move(w));
+      for (auto& r : records) {
+        if (cb.on_layer) cb.on_layer(r);
+        result.layer_records.push_back(std::move(r));
+      }
       result.blocks.push_back(block.record());
-      for (size_t i = first; cb.on_layer && i < result.layer_records.size(); ++i)
-        cb.on_layer(result.layer_records[i]);
       if (cb.on_block) cb.on_block(result.blocks.back());
     }
     fp = std::move(target);

@@ -9,14 +9,11 @@
 #include "src/cli/commands.h"
 #include "vimvq/util/error.h"
 
-int main(int argc, char** argv) {
-  using namespace vimvq::cli;
-  CLI::App app{"vimvq: post-training vector quantization for Vision Mamba (ViM-VQ)"};
-  app.require_subcommand(1);
-  bool verbose = false;
-  app.add_flag("-v,--verbose", verbose, "log more");
+namespace {
 
-  EvalOptions eval;
+using namespace vimvq::cli;
+
+CLI::App* add_eval(CLI::App& app, EvalOptions& eval) {
   auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model on an image folder");
   ev->add_option("model", eval.model, "TorchScript model (or packed checkpoint)")->required();
   ev->add_option("--data", eval.data, "ImageFolder tree, or a flat folder with --labels")->required();
@@ -34,8 +31,10 @@ int main(int argc, char** argv) {
   ev->add_option("--predictions", eval.predictions, "write per-image top-5 predictions as CSV");
   ev->add_option("--on-bad-image", eval.on_bad_image, "fail or skip (skips are counted in the report)")
       ->capture_default_str();
+  return ev;
+}
 
-  QuantizeOptions quant;
+CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
   qu->add_option("model", quant.model, "TorchScript model")->required();
   qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")
@@ -69,12 +68,32 @@ int main(int argc, char** argv) {
         },
         "list every parameter (--config keys, --set key=value) with its default, range and doc")
       ->trigger_on_parse();
+  return qu;
+}
 
-  InspectOptions inspect;
+CLI::App* add_inspect(CLI::App& app, InspectOptions& inspect) {
   auto* in = app.add_subcommand("inspect", "metadata, quantizable layers, outliers, packed sizes");
   in->add_option("model", inspect.model, "TorchScript model")->required();
   in->add_flag("--json", inspect.json, "machine-readable output");
   in->add_option("--threads", inspect.threads, "threads (0: all cores)");
+  return in;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace vimvq::cli;
+  CLI::App app{"vimvq: post-training vector quantization for Vision Mamba (ViM-VQ)"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "log more");
+
+  EvalOptions eval;
+  QuantizeOptions quant;
+  InspectOptions inspect;
+  CLI::App* ev = add_eval(app, eval);
+  CLI::App* qu = add_quantize(app, quant);
+  CLI::App* in = add_inspect(app, inspect);
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("[%H:%M:%S] %v");

@@ -80,12 +80,17 @@ Dataset list_unlabelled(const fs::path& dir) {
   return ds;
 }
 
-Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
-                             const std::vector<std::string>& class_names, std::optional<int> label_base) {
-  require_directory(dir);
+namespace {
+
+struct LabelRow {
+  std::string file;   // empty in a one-column (ILSVRC) file
+  std::string label;  // an integer or a class name
+};
+
+std::vector<LabelRow> read_label_rows(const fs::path& label_file) {
   std::ifstream in(label_file);
   if (!in) throw Error(label_file.string() + ": cannot open label file");
-  std::vector<std::pair<std::string, std::string>> rows;  // (file or "", label)
+  std::vector<LabelRow> rows;
   std::string line;
   size_t line_no = 0;
   while (std::getline(in, line)) {
@@ -96,49 +101,71 @@ Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
     fields >> b;
     if (fields >> extra)
       throw Error(label_file.string() + ":" + std::to_string(line_no) + ": expected 1 or 2 fields");
-    rows.emplace_back(b.empty() ? "" : a, b.empty() ? a : b);
+    rows.push_back(b.empty() ? LabelRow{"", a} : LabelRow{a, b});
   }
   if (rows.empty()) throw Error(label_file.string() + ": no labels");
-  const bool by_line = rows.front().first.empty();
-  auto parse_label = [&](const std::string& text, size_t row) -> int64_t {
-    try {
-      size_t used = 0;
-      long long v = std::stoll(text, &used);
-      if (used == text.size()) return v;
-    } catch (const std::exception&) {
-    }
-    auto it = std::find(class_names.begin(), class_names.end(), text);
-    if (it != class_names.end()) return it - class_names.begin();
-    throw Error(label_file.string() + ": row " + std::to_string(row + 1) + ": label '" + text +
-                "' is neither an integer nor a class name of the model");
-  };
-  Dataset ds;
-  auto files = files_under(dir, false);
-  if (by_line) {
-    if (files.size() != rows.size()) {
-      throw Error(label_file.string() + ": " + std::to_string(rows.size()) + " labels for " +
-                  std::to_string(files.size()) + " files in " + dir.string());
-    }
-    const int base = label_base.value_or(1);
-    for (size_t i = 0; i < files.size(); ++i)
-      ds.samples.push_back({files[i], parse_label(rows[i].second, i) - base});
-  } else {
-    const int base = label_base.value_or(0);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (rows[i].first.empty())
-        throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
-      fs::path p = dir / rows[i].first;
-      if (!fs::exists(p))
-        throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() +
-                    " not found");
-      ds.samples.push_back({p, parse_label(rows[i].second, i) - base});
-    }
-    std::sort(ds.samples.begin(), ds.samples.end(),
-              [](const Sample& x, const Sample& y) { return x.path < y.path; });
+  return rows;
+}
+
+int64_t parse_label(const std::string& text, size_t row, const std::vector<std::string>& class_names,
+                    const fs::path& label_file) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
   }
-  for (size_t i = 0; i < ds.samples.size(); ++i) {
-    if (ds.samples[i].label < 0) {
-      throw Error(label_file.string() + ": negative label for " + ds.samples[i].path.filename().string() +
+  auto it = std::find(class_names.begin(), class_names.end(), text);
+  if (it != class_names.end()) return it - class_names.begin();
+  throw Error(label_file.string() + ": row " + std::to_string(row + 1) + ": label '" + text +
+              "' is neither an integer nor a class name of the model");
+}
+
+// ILSVRC style: line i labels the i-th file in sorted name order.
+std::vector<Sample> samples_by_line(const fs::path& dir, const std::vector<LabelRow>& rows,
+                                    const std::vector<std::string>& class_names, const fs::path& label_file,
+                                    int base) {
+  const auto files = files_under(dir, false);
+  if (files.size() != rows.size()) {
+    throw Error(label_file.string() + ": " + std::to_string(rows.size()) + " labels for " +
+                std::to_string(files.size()) + " files in " + dir.string());
+  }
+  std::vector<Sample> samples;
+  for (size_t i = 0; i < files.size(); ++i)
+    samples.push_back({files[i], parse_label(rows[i].label, i, class_names, label_file) - base});
+  return samples;
+}
+
+// "file label" rows, sorted by path.
+std::vector<Sample> samples_by_name(const fs::path& dir, const std::vector<LabelRow>& rows,
+                                    const std::vector<std::string>& class_names, const fs::path& label_file,
+                                    int base) {
+  std::vector<Sample> samples;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].file.empty())
+      throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
+    fs::path p = dir / rows[i].file;
+    if (!fs::exists(p))
+      throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() + " not found");
+    samples.push_back({p, parse_label(rows[i].label, i, class_names, label_file) - base});
+  }
+  std::sort(samples.begin(), samples.end(), [](const Sample& x, const Sample& y) { return x.path < y.path; });
+  return samples;
+}
+
+}  // namespace
+
+Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
+                             const std::vector<std::string>& class_names, std::optional<int> label_base) {
+  require_directory(dir);
+  const auto rows = read_label_rows(label_file);
+  Dataset ds;
+  ds.samples = rows.front().file.empty()
+                   ? samples_by_line(dir, rows, class_names, label_file, label_base.value_or(1))
+                   : samples_by_name(dir, rows, class_names, label_file, label_base.value_or(0));
+  for (const auto& sample : ds.samples) {
+    if (sample.label < 0) {
+      throw Error(label_file.string() + ": negative label for " + sample.path.filename().string() +
                   " (1-based file? see --label-base)");
     }
   }

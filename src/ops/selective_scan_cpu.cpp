@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "vimvq/ops/selective_scan.h"
@@ -273,6 +275,53 @@ void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T
   }
 }
 
+// Ordered reductions: fixed summation order whatever the thread count, so the same bits.
+// dA, dD and delta_bias: the per-batch shares summed over the batch.
+template <typename T>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> sum_over_batch(const Dims& s, const T* pdA, const T* pdD,
+                                                              const T* pdbias,
+                                                              const at::TensorOptions& options) {
+  const int64_t N = s.n_state;
+  auto dA = at::zeros({s.dim, N}, options);
+  auto dD = at::zeros({s.dim}, options);
+  auto dbias = at::zeros({s.dim}, options);
+  T *qA = dA.data_ptr<T>(), *qD = dD.data_ptr<T>(), *qbias = dbias.data_ptr<T>();
+  at::parallel_for(0, s.dim, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t d = begin; d < end; ++d) {
+      for (int64_t b = 0; b < s.batch; ++b) {
+        const int64_t bd = b * s.dim + d;
+        for (int64_t n = 0; n < N; ++n) qA[d * N + n] += pdA[bd * N + n];
+        qD[d] += pdD[bd];
+        qbias[d] += pdbias[bd];
+      }
+    }
+  });
+  return {dA, dD, dbias};
+}
+
+// dB and dC, (batch, groups, L, N): each work item's share summed over the group's lane chunks.
+template <typename T>
+std::pair<at::Tensor, at::Tensor> sum_over_chunks(const Dims& s, int64_t chunks, const T* pdB, const T* pdC,
+                                                  const at::TensorOptions& options) {
+  const int64_t L = s.length, N = s.n_state;
+  auto dB = at::zeros({s.batch, s.groups, L, N}, options);
+  auto dC = at::zeros({s.batch, s.groups, L, N}, options);
+  T *qB = dB.data_ptr<T>(), *qC = dC.data_ptr<T>();
+  at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bg = begin; bg < end; ++bg) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        const T* srcB = pdB + (bg * chunks + c) * L * N;
+        const T* srcC = pdC + (bg * chunks + c) * L * N;
+        for (int64_t i = 0; i < L * N; ++i) {
+          qB[bg * L * N + i] += srcB[i];
+          qC[bg * L * N + i] += srcC[i];
+        }
+      }
+    }
+  });
+  return {dB, dC};
+}
+
 template <typename T>
 std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, const at::Tensor& u,
                                       const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
@@ -316,36 +365,8 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
     }
   });
 
-  // Ordered reductions (fixed summation order whatever the thread count).
-  auto dA = at::zeros({s.dim, N}, u.options());
-  auto dD = at::zeros({s.dim}, u.options());
-  auto dbias = at::zeros({s.dim}, u.options());
-  T *qA = dA.data_ptr<T>(), *qD = dD.data_ptr<T>(), *qbias = dbias.data_ptr<T>();
-  at::parallel_for(0, s.dim, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t d = begin; d < end; ++d) {
-      for (int64_t b = 0; b < s.batch; ++b) {
-        const int64_t bd = b * s.dim + d;
-        for (int64_t n = 0; n < N; ++n) qA[d * N + n] += pdA[bd * N + n];
-        qD[d] += pdD[bd];
-        qbias[d] += pdbias[bd];
-      }
-    }
-  });
-  auto dB = at::zeros({s.batch, s.groups, L, N}, u.options());
-  auto dC = at::zeros({s.batch, s.groups, L, N}, u.options());
-  T *qB = dB.data_ptr<T>(), *qC = dC.data_ptr<T>();
-  at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bg = begin; bg < end; ++bg) {
-      for (int64_t c = 0; c < chunks; ++c) {
-        const T* srcB = pdB + (bg * chunks + c) * L * N;
-        const T* srcC = pdC + (bg * chunks + c) * L * N;
-        for (int64_t i = 0; i < L * N; ++i) {
-          qB[bg * L * N + i] += srcB[i];
-          qC[bg * L * N + i] += srcC[i];
-        }
-      }
-    }
-  });
+  auto [dA, dD, dbias] = sum_over_batch(s, pdA, pdD, pdbias, u.options());
+  auto [dB, dC] = sum_over_chunks(s, chunks, pdB, pdC, u.options());
   return {du, ddelta, dA, dB.transpose(2, 3).contiguous(), dC.transpose(2, 3).contiguous(), dD, dz, dbias};
 }
 

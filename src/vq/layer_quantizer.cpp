@@ -8,20 +8,6 @@
 
 namespace vimvq::vq {
 
-const char* event_name(EventKind kind) {
-  switch (kind) {
-    case EventKind::kHullUpdate:
-      return "hull update";
-    case EventKind::kConfirmAbove:
-      return "confirm above";
-    case EventKind::kConfirmToFraction:
-      return "confirm to fraction";
-    case EventKind::kHardenAll:
-      return "harden all";
-  }
-  return "?";
-}
-
 at::Tensor stored_codebook(const at::Tensor& codebook) {
   return codebook.detach().to(at::kHalf).to(at::kFloat).to(at::kCPU);
 }

@@ -27,7 +27,9 @@ struct Chain {
   at::Tensor hidden, residual;
 };
 
+// The calibration parameters as the schedule and as block `block`'s layer number `layer` see them.
 ScheduleParams schedule_params(const CalibrationParams& p);
+vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer);
 
 class BlockCalibrator {
  public:

@@ -17,6 +17,4 @@ struct Event {
   bool operator==(const Event& o) const { return kind == o.kind && value == o.value; }
 };
 
-const char* event_name(EventKind kind);
-
 }  // namespace vimvq::vq
