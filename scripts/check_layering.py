@@ -3,7 +3,8 @@
 
 The allowed dependencies are the DEPENDS lists of the vimvq_concept(...) calls in CMakeLists.txt
 (the one place they are declared). A file in src/<c>/ or include/vimvq/<c>/ may include headers of
-<c> itself and of the concepts <c> depends on, directly or through them. Exit 1 naming each
+<c> itself and of the concepts <c> depends on, directly or through them; and only src/log/ may
+include spdlog (PyTorch 2.x ships fmt headers that must never meet spdlog's). Exit 1 naming each
 violation.
 """
 import os
@@ -48,6 +49,8 @@ def main():
                 path = os.path.join(folder, name)
                 with open(path, errors="replace") as f:
                     for line_no, line in enumerate(f, 1):
+                        if re.match(r"\s*#include\s+<spdlog/", line) and concept != "log":
+                            bad.append(f"{os.path.relpath(path, REPO)}:{line_no}: only log/ may include spdlog")
                         m = re.match(r'\s*#include\s+"(?:vimvq|src)/(\w+)/', line)
                         if m and m.group(1) in allowed and m.group(1) not in allowed[concept]:
                             bad.append(f"{os.path.relpath(path, REPO)}:{line_no}: {concept} may not include "

@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# One prepared device check, for a GPU machine with PyTorch + CUDA + nvcc + CMake and no package
-# registry. It builds only the operator library against that machine's LibTorch. If CMake cannot
-# use that LibTorch, it builds the same sources with torch.utils.cpp_extension instead. Then it runs
-# the scan tests (CPU and CUDA) and the scan benchmark on the GPU. The benchmark includes
-# whole-model eval when the Fashion-MNIST test files are found (FMNIST_ROOT, or
-# data/fashion-mnist-raw/ carried along). Last, compute-sanitizer's memcheck watches a small scan.
-# Every step runs even if one before it failed; the exit status says whether all passed. The log
-# also lands in $OUT when that is set.
+# The one prepared GPU run of the whole tool, for a GPU machine with PyTorch + CUDA + nvcc + CMake
+# and no package registry. Carry along .gpu-deps (scripts/gpu_deps.sh: the Debian packages the
+# tool builds with) and data/fashion-mnist (scripts/prepare_fashion_mnist.py's folders):
 #
-#   scripts/gpu_check.sh
+#   device run: carry [".gpu-deps", "data/fashion-mnist"], command "scripts/gpu_check.sh"
+#
+# Steps (each runs even if one before it failed; the exit status says whether all passed):
+#  1. build the tool and the scan library against the machine's LibTorch (sm_90 only);
+#  2. the scan tests, CPU and CUDA;
+#  3. vimvq eval of the shipped model on the whole test split, on CPU and on CUDA (same top-1);
+#  4. vimvq quantize --device cuda of the shipped model at 1, 2 and 3 bits with the repo's configs,
+#     against the CPU top-1 of the README's table (within 0.3 points);
+#  5. 2-bit quantization of all 24 blocks of a random-init vim_tiny (400 steps, the default) and
+#     vim_small (GPU_SMALL_ITERS, default 100, to fit the 10-minute call), 256 JPEGs at 224 px:
+#     wall time and peak GPU memory (nvidia-smi, sampled every 100 ms).
+# It ends with one summary table. Everything lands in $OUT (gpu_check.log, summary.md, reports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${VIMVQ_PYTHON:-python3}
-FMNIST_ROOT=${FMNIST_ROOT:-data/fashion-mnist-raw}
-out=${OUT:-build-gpu}
-mkdir -p "$out" build-gpu
+DEPS=${VIMVQ_GPU_DEPS:-.gpu-deps}
+DATA=${FMNIST_DATA:-data/fashion-mnist}
+SMALL_ITERS=${GPU_SMALL_ITERS:-100}
+out=${OUT:-build-gpu/out}
+work=build-gpu/work
+mkdir -p "$out" "$work"
 [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH=$PATH:/usr/local/cuda/bin
-export PYTHONUNBUFFERED=1
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # Hopper; for the cpp_extension fallback
+export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# CPU top-1 of the shipped model's vimvq runs (README, "Measured quantization results").
+declare -A CPU_TOP1=([1]=87.92 [2]=88.17 [3]=88.48)
 failed=()
+rows=()
 
 step() {  # step NAME COMMAND...: runs, times and records one step
   local name=$1
@@ -33,55 +44,79 @@ step() {  # step NAME COMMAND...: runs, times and records one step
   fi
 }
 
-# The libstdc++ that PyTorch runs with. The device image's /opt/gcc links libstdc++ statically by
-# default, and a second, uninitialised copy of the iostreams inside libvimvq_ops.so crashes the
-# first time an error message is formatted; linking the process's own shared copy avoids that.
+# The libstdc++ PyTorch runs with: the device image's compiler links libstdc++ statically by
+# default, and a second copy inside our libraries crashed the first time a message was formatted.
 torch_libstdcxx() {
   "$PY" -c 'import torch; print(next((l.split()[-1] for l in open("/proc/self/maps") if "libstdc++.so" in l), ""))'
 }
 
-has_own_libstdcxx() { [[ $(nm -C --defined-only "$1" 2>/dev/null) == *"std::locale::classic()"* ]]; }
+unpack_deps() {
+  local root=$PWD/$DEPS/root
+  mkdir -p "$root"
+  for f in "$DEPS"/*.deb; do dpkg-deb -x "$f" "$root" || return; done
+  export LD_LIBRARY_PATH=$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
 
-build_with_cmake() {  # fails also when the library lacks its CUDA kernels or carries its own libstdc++
-  local prefix libstdcxx
-  prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)') || return
+build_tool() {
+  local root=$PWD/$DEPS/root lib=$PWD/$DEPS/root/usr/lib/x86_64-linux-gnu prefix libstdcxx
+  prefix=$("$PY" -c 'import os, torch; print(torch.utils.cmake_prefix_path + ";" + os.path.dirname(torch.__file__))') || return
   libstdcxx=$(torch_libstdcxx)
-  echo "PyTorch's libstdc++: ${libstdcxx:-not found}"
-  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVIMVQ_OPS_ONLY=ON -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_CUDA_ARCHITECTURES=90 ${libstdcxx:+-DCMAKE_CXX_STANDARD_LIBRARIES="$libstdcxx"} || return
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVIMVQ_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="$prefix" \
+    -Dspdlog_DIR="$lib/cmake/spdlog" -Dfmt_DIR="$lib/cmake/fmt" -DCLI11_DIR="$root/usr/share/cmake/CLI11" \
+    -Dnlohmann_json_DIR="$root/usr/share/cmake/nlohmann_json" \
+    -DJPEG_INCLUDE_DIR="$root/usr/include" -DJPEG_LIBRARY="$lib/libjpeg.so" \
+    -DPNG_PNG_INCLUDE_DIR="$root/usr/include" -DPNG_LIBRARY="$lib/libpng16.so" \
+    -DZLIB_INCLUDE_DIR="$root/usr/include" -DZLIB_LIBRARY="$lib/libz.so" \
+    ${libstdcxx:+-DCMAKE_CXX_STANDARD_LIBRARIES="$libstdcxx"} || return
   cmake --build build-gpu -j "$(nproc)" || return
-  ! has_own_libstdcxx build-gpu/libvimvq_ops.so || { echo "libvimvq_ops.so carries its own libstdc++"; return 1; }
-  [[ $(nm -DC build-gpu/libvimvq_ops.so) == *cuda::scan_forward* ]]
+  [[ $(nm -DC build-gpu/libvimvq_ops.so) == *cuda::scan_forward* ]] || { echo "no CUDA kernels"; return 1; }
 }
 
-build_with_torch_extension() {
-  LIBSTDCXX=$(torch_libstdcxx) "$PY" - <<'EOF'
-import glob, os
-from torch.utils import cpp_extension
-root = os.getcwd()
-sources = sorted(glob.glob("src/ops/*.cpp") + glob.glob("src/ops/*.cu"))
-libstdcxx = [os.environ["LIBSTDCXX"]] if os.environ.get("LIBSTDCXX") else []
-cpp_extension.load(name="vimvq_ops", sources=sources, extra_include_paths=[root, os.path.join(root, "include")],
-                   extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"],
-                   extra_ldflags=["-fopenmp"] + libstdcxx,
-                   extra_cuda_cflags=["-O3"], build_directory="build-gpu",
-                   is_python_module=False, verbose=True)
-EOF
-  cp build-gpu/vimvq_ops.so build-gpu/libvimvq_ops.so
+top1() { "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("top1") or r["accuracy"]["quantized"]["top1"])' "$1"; }
+
+eval_both() {
+  local dev
+  for dev in cpu cuda; do
+    timeout 60 build-gpu/vimvq eval tests/data/vim_fmnist.pt --data "$DATA/test" --device $dev --batch-size 100 \
+      --report "$out/eval_$dev.json" | tail -4 || return
+  done
+  local c g
+  c=$(top1 "$out/eval_cpu.json") g=$(top1 "$out/eval_cuda.json")
+  rows+=("| eval, shipped model, 10,000 images | top-1 CPU $c / CUDA $g |")
+  [[ $c == "$g" ]]
 }
 
-sanitize_small_scan() {
-  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$PY" - <<'EOF'
-import sys
-sys.path[:0] = ["scripts", "tests/python"]
-import torch
-from helpers import random_scan_inputs
-for shape in [(2, 44, 9, 16, 2), (1, 6, 5, 3, 2)]:
-    args = [a.cuda().requires_grad_() for a in random_scan_inputs(*shape, seed=1)]
-    torch.ops.vimvq.selective_scan(*args).sum().backward()
-torch.cuda.synchronize()
-print("memcheck run finished")
-EOF
+quantize_fmnist() {
+  local bits=$1 t0=$SECONDS q
+  timeout 150 build-gpu/vimvq quantize tests/data/vim_fmnist.pt "$DATA/calib" -o "$work/fmnist_w$bits.vqpk" --device cuda \
+    --config configs/vim_fmnist_w$bits.json --eval-data "$DATA/test" --report "$out/fmnist_w$bits.json" | tail -12 || return
+  q=$(top1 "$out/fmnist_w$bits.json")
+  rows+=("| quantize cuda, shipped model, $bits bits | top-1 $q (CPU ${CPU_TOP1[$bits]}), $((SECONDS - t0)) s |")
+  "$PY" -c "import sys; sys.exit(abs($q - ${CPU_TOP1[$bits]}) > 0.3)"
+}
+
+make_calibration_jpegs() {
+  "$PY" - "$work/jpegs" <<'PYEOF'
+import os, sys
+sys.path.insert(0, "scripts")
+from bench_eval import make_jpegs
+make_jpegs(sys.argv[1], 256, seed=0)
+PYEOF
+}
+
+quantize_large() {  # quantize_large CONFIG ITERS TIMEOUT_S
+  local config=$1 iters=$2 limit=$3 t0 peak
+  "$PY" scripts/export.py --config "$config" --seed 0 -o "$work/$config.pt" || return
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$work/$config.mem" &
+  local smi=$!
+  t0=$SECONDS
+  timeout "$limit" build-gpu/vimvq quantize "$work/$config.pt" "$work/jpegs" -o "$work/$config.vqpk" --bits 2 --device cuda \
+    --iters "$iters" --report "$out/$config.json" | tail -5
+  local rc=$?
+  kill $smi
+  peak=$(sort -n "$work/$config.mem" | tail -1)
+  rows+=("| quantize cuda, random $config, 24 blocks, 2 bits, $iters steps/block, 256 JPEGs | $((SECONDS - t0)) s wall, peak GPU memory $peak MiB (nvidia-smi) |")
+  return $rc
 }
 
 {
@@ -90,17 +125,22 @@ EOF
   nvcc --version | tail -2
   cmake --version | head -1
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
-  step "build (CMake)" build_with_cmake
-  if [[ " ${failed[*]} " == *"build (CMake)"* ]]; then
-    step "build (torch.utils.cpp_extension)" build_with_torch_extension
-  fi
+  git log -1 --format='commit %H' 2>/dev/null
+  step "unpack .gpu-deps" unpack_deps
+  step "build" build_tool
   export VIMVQ_OPS_LIBRARY=$PWD/build-gpu/libvimvq_ops.so
-  step "scan tests" timeout 180 "$PY" -m unittest discover -s tests/python -p 'test_*scan.py' -v
-  eval_images=0
-  [[ -e $FMNIST_ROOT/t10k-images-idx3-ubyte.gz || -e $FMNIST_ROOT/t10k-images-idx3-ubyte ]] && eval_images=10000
-  step "scan benchmark" timeout 150 "$PY" scripts/bench_scan.py --device cuda --eval-images "$eval_images" \
-    --fmnist-root "$FMNIST_ROOT"
-  step "compute-sanitizer memcheck" sanitize_small_scan
-  echo "=== failed steps: ${failed[*]:-none}"
+  step "scan tests" timeout 180 "$PY" -m unittest discover -s tests/python -p 'test_*scan.py'
+  step "eval cpu and cuda" eval_both
+  for bits in 1 2 3; do step "quantize fmnist w$bits" quantize_fmnist $bits; done
+  step "calibration jpegs" make_calibration_jpegs
+  step "quantize vim_tiny" quantize_large vim_tiny 400 300
+  step "quantize vim_small" quantize_large vim_small "$SMALL_ITERS" 240
+  {
+    echo "| check | result |"
+    echo "|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "failed steps: ${failed[*]:-none}"
+  } | tee "$out/summary.md"
   [[ ${#failed[@]} -eq 0 ]]
 } 2>&1 | tee "$out/gpu_check.log"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian 12 machine: installs every Debian package vimvq needs,
-# then configures and builds the C++ side. Safe to run again: apt skips what is installed.
+# Idempotent set-up for a fresh Debian 12 machine: installs the Debian packages vimvq needs, makes
+# the project's virtual environment (.venv) with the pinned PyTorch from PyPI (scripts/requirements.txt)
+# whose LibTorch the C++ side builds against, then configures and builds. Safe to run again: apt
+# and pip skip what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config clang-format
-  libtorch-dev libopenblas0-pthread
   libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libjpeg62-turbo-dev libpng-dev
-  python3-torch python3-torchvision python3-numpy python3-pil python3-faiss
+  python3-venv python3-numpy python3-pil python3-faiss
   dataset-fashion-mnist
 )
 
@@ -26,8 +27,20 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+if [[ ! -x .venv/bin/python ]]; then
+  # System site packages: numpy, Pillow and faiss come from Debian; torch only from the venv.
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements.txt  # seconds when present
+# The torch package folder itself too: TorchConfig's find_library calls then take torch/lib before
+# the system folders (where an old Debian libtorch could sit).
+torch_prefix=$(.venv/bin/python -c "import os, torch; print(torch.utils.cmake_prefix_path + ';' + os.path.dirname(torch.__file__))")
+cuda_compiler=()
+if [[ -x /usr/local/cuda/bin/nvcc ]]; then cuda_compiler=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc); fi
+
 if [[ "${VIMVQ_SKIP_BUILD:-0}" != 1 ]]; then
   # VIMVQ_WERROR=1 (CI sets it) turns compiler warnings into errors.
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DVIMVQ_WERROR="$([[ ${VIMVQ_WERROR:-0} == 1 ]] && echo ON || echo OFF)"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" "${cuda_compiler[@]}" \
+    -DVIMVQ_WERROR="$([[ ${VIMVQ_WERROR:-0} == 1 ]] && echo ON || echo OFF)"
   cmake --build build -j "$(nproc)"
 fi

@@ -92,7 +92,7 @@ def main() -> int:
     step, train_seconds = 0, 0.0
     os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
     if os.path.exists(args.checkpoint):
-        ck = torch.load(args.checkpoint, map_location="cpu")
+        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)  # our own file: args, optimizer
         if ck["args"]["seed"] != args.seed or ck["args"]["epochs"] != args.epochs:
             print(f"{args.checkpoint}: made with other settings; delete it to start over", file=sys.stderr)
             return 2

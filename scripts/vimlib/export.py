@@ -21,7 +21,9 @@ def build_model(cfg: dict, use_native_scan: bool = False, metadata: Optional[dic
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """An official checkpoint keeps its weights under ['model']; a bare state dict is accepted too."""
     try:
-        obj = torch.load(path, map_location="cpu")
+        # Official checkpoints pickle an argparse.Namespace beside the weights: PyTorch >= 2.6
+        # refuses that by default. Only load checkpoints you trust.
+        obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # unpickling errors come in many types
         raise CheckpointError(f"{path}: cannot read checkpoint: {e}") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

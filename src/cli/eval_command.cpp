@@ -1,6 +1,5 @@
 // vimvq eval: top-1/top-5, per-class accuracy and throughput of a model on an image folder,
 // optionally against a reference model (top-1 agreement, mean KL).
-#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include <chrono>
@@ -12,9 +11,11 @@
 #include "src/cli/progress.h"
 #include "src/cli/runtime.h"
 #include "vimvq/format/load_model.h"
+#include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
 #include "vimvq/util/atomic_file.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/strprintf.h"
 
 namespace vimvq::cli {
 namespace {
@@ -110,9 +111,10 @@ int run_eval(const EvalOptions& o) {
                               : data::open_dataset(o.data, std::nullopt, meta.class_names);
   if (o.limit > 0 && static_cast<size_t>(o.limit) < ds.samples.size()) ds.samples.resize(o.limit);
   report::check_labels(ds, meta, o.labels.value_or(o.data));
-  spdlog::info("model {} ({}, {} blocks, {} classes, scan {}), {} images from {}, device {}, {} threads",
-               o.model, meta.config_name, meta.num_blocks, meta.num_classes, meta.scan, ds.samples.size(),
-               o.data, device.str(), threads);
+  log::info(
+      strprintf("model %s (%s, %d blocks, %d classes, scan %s), %zu images from %s, device %s, %d threads",
+                o.model.c_str(), meta.config_name.c_str(), meta.num_blocks, meta.num_classes,
+                meta.scan.c_str(), ds.samples.size(), o.data.c_str(), device.str().c_str(), threads));
 
   Progress progress("eval", static_cast<int64_t>(ds.samples.size()), "img");
   const auto r = report::evaluate(model, reference ? &*reference : nullptr, ds, settings,

@@ -1,12 +1,11 @@
 // vimvq: post-training vector quantization of Vision Mamba models. This file only parses options
 // (CLI11) into the subcommands' option structs and maps failures to one-line errors.
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
 #include "src/cli/commands.h"
+#include "vimvq/log/log.h"
 #include "vimvq/util/error.h"
 
 namespace {
@@ -96,8 +95,7 @@ int main(int argc, char** argv) {
   CLI::App* in = add_inspect(app, inspect);
 
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_pattern("[%H:%M:%S] %v");
-  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  vimvq::log::set_verbose(verbose);
   try {
     if (*ev) return run_eval(eval);
     if (*qu) return run_quantize(quant);

@@ -1,9 +1,11 @@
 #include "src/cli/progress.h"
 
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
+
+#include "vimvq/log/log.h"
+#include "vimvq/util/strprintf.h"
 
 namespace vimvq::cli {
 
@@ -52,8 +54,9 @@ void Progress::draw(bool final) {
     if (final) std::fputc('\n', stderr);
     std::fflush(stderr);
   } else {
-    spdlog::info("{}: {}/{} {} ({:.0f}%), {:.1f} {}/s, ETA {:.0f}s", label_, done_, total_, unit_, 100 * frac,
-                 rate, unit_, final ? 0.0 : eta);
+    log::info(strprintf("%s: %lld/%lld %s (%.0f%%), %.1f %s/s, ETA %.0fs", label_.c_str(),
+                        static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(),
+                        100 * frac, rate, unit_.c_str(), final ? 0.0 : eta));
   }
 }
 

@@ -1,5 +1,4 @@
 // vimvq quantize: calibrate, pack, report. Parses nothing itself: options arrive in QuantizeOptions.
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <torch/script.h>
 #include <unistd.h>
@@ -17,10 +16,12 @@
 #include "vimvq/calib/calibrate.h"
 #include "vimvq/format/load_model.h"
 #include "vimvq/format/packed_checkpoint.h"
+#include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
 #include "vimvq/report/quantize_report.h"
 #include "vimvq/util/atomic_file.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/strprintf.h"
 
 namespace vimvq::cli {
 namespace {
@@ -127,10 +128,8 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   std::unique_ptr<Progress> progress;
   if (steps > 0) progress = std::make_unique<Progress>("calibrate", steps, "step");
   calib::Callbacks cb;
-  cb.on_layer = [&](const calib::LayerRecord& l) { spdlog::info("{}", report::layer_row(l, num_blocks)); };
-  cb.on_block = [&](const calib::BlockRecord& b) {
-    spdlog::info("{}", report::block_row(b, num_blocks, p.method));
-  };
+  cb.on_layer = [&](const calib::LayerRecord& l) { log::info(report::layer_row(l, num_blocks)); };
+  cb.on_block = [&](const calib::BlockRecord& b) { log::info(report::block_row(b, num_blocks, p.method)); };
   cb.advance = [&](int64_t n) {
     if (progress) progress->advance(n);
   };
@@ -183,23 +182,26 @@ int run_quantize(const QuantizeOptions& o) {
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
   const vq::SizeTotals totals = totals_of(planned);
-  spdlog::info(
-      "{}: {} of {} quantizable layers, {} weights; {} at {} bits: {:.3f} index + {:.3f} codebook bpw",
-      o.model, planned.size(), model.quantizable_layers().size(), totals.weights, vq::method_name(p.method),
-      p.bits, totals.index_bpw(), totals.codebook_bpw());
+  log::info(
+      strprintf("%s: %zu of %zu quantizable layers, %lld weights; %s at %d bits: %.3f index + %.3f "
+                "codebook bpw",
+                o.model.c_str(), planned.size(), model.quantizable_layers().size(),
+                static_cast<long long>(totals.weights), vq::method_name(p.method), p.bits, totals.index_bpw(),
+                totals.codebook_bpw()));
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
   check_output_writable(o.output);
   if (o.report) check_output_writable(*o.report);
 
   const CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
-  spdlog::info("calibration: {} images from {} (list hash {})", calibration.images.size(0), o.calib,
-               calibration.list_hash);
+  log::info(strprintf("calibration: %lld images from %s (list hash %s)",
+                      static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
+                      calibration.list_hash.c_str()));
   calib::CalibrationResult result = calibrate(model, calibration.images.to(device), p, planned);
   const auto sizes = format::write_packed(o.output, packed_checkpoint(o, p, model, result, calibration));
   try {
-    spdlog::info("wrote {} ({:.3f} MB: codes {:.3f}, codebooks {:.3f}, architecture + fp parameters {:.3f})",
-                 o.output, sizes.file_bytes / 1e6, sizes.code_bytes / 1e6, sizes.codebook_bytes / 1e6,
-                 sizes.architecture_bytes / 1e6);
+    log::info(strprintf("wrote %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
+                        o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
+                        sizes.codebook_bytes / 1e6, sizes.architecture_bytes / 1e6));
     r.model = o.model;
     r.output = o.output;
     r.calibration_folder = o.calib;

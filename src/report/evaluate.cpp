@@ -1,10 +1,10 @@
 #include "vimvq/report/evaluate.h"
 
-#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include <chrono>
 
+#include "vimvq/log/log.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::report {
@@ -44,7 +44,7 @@ EvalResult evaluate(model::VimModel& model, model::VimModel* reference, const da
   const int64_t c = meta.preprocess.channels, s = meta.preprocess.crop;
   while (auto batch = loader.next()) {
     for (auto& sk : batch->skipped) {
-      spdlog::warn("skipping {}", sk.reason);
+      log::warn("skipping " + sk.reason);
       r.skipped.push_back(sk);
     }
     if (advance) advance(static_cast<int64_t>(batch->size() + batch->skipped.size()));

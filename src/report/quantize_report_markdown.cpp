@@ -2,20 +2,13 @@
 #include <sstream>
 
 #include "vimvq/report/quantize_report.h"
+#include "vimvq/util/strprintf.h"
 
 namespace vimvq::report {
 namespace {
 
-// printf into a std::string: every row of the report is one formatted line.
-template <typename... Args>
-std::string line(const char* format, Args... args) {
-  char buf[1024];
-  std::snprintf(buf, sizeof buf, format, args...);
-  return buf;
-}
-
 std::string accuracy_section(const AccuracyRecord& a) {
-  return line(
+  return strprintf(
       "\n| | top-1 | top-5 |\n|---|---|---|\n| full precision | %.2f | %.2f |\n| quantized | %.2f | %.2f |\n"
       "\ntop-1 agreement %.2f %%, mean KL %.5f, on %lld images of %s\n",
       a.fp_top1, a.fp_top5, a.top1, a.top5, a.top1_agreement, a.mean_kl, static_cast<long long>(a.images),
@@ -32,27 +25,27 @@ std::string to_markdown(const QuantizeReport& r) {
      << r.params.seed << "\n";
   const SizeRecord& s = r.size;
   const double fp32 = s.parameters * 4.0;
-  md << line(
+  md << strprintf(
       "- size: %.3f MB fp32 -> %.3f MB packed (%.2fx); quantized weights: %.3f index + %.3f codebook = %.3f "
       "bits "
       "per weight; whole file %.3f bits per parameter\n",
       fp32 / 1e6, s.packed_bytes / 1e6, fp32 / s.packed_bytes, s.quantized.index_bpw(),
       s.quantized.codebook_bpw(), s.quantized.effective_bpw(), 8.0 * s.packed_bytes / s.parameters);
-  md << line("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
-             r.wall_seconds, r.peak_memory_mb);
+  md << strprintf("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
+                  r.wall_seconds, r.peak_memory_mb);
   if (r.accuracy) md << accuracy_section(*r.accuracy);
   md << "\n| layer | shape | k | d | index bpw | codebook bpw | weight err | truncation |\n"
         "|---|---|---|---|---|---|---|---|\n";
   for (const auto& l : r.layers) {
     const double numel = static_cast<double>(l.plan.numel);
-    md << line("| %s | %s | %lld | %d | %.3f | %.3f | %.4f | %.3g |\n", l.name.c_str(),
-               shape_text(l.shape).c_str(), static_cast<long long>(l.plan.k), l.plan.d,
-               l.plan.index_bits() / numel, l.plan.codebook_bits() / numel, l.weight_error,
-               l.truncation_error);
+    md << strprintf("| %s | %s | %lld | %d | %.3f | %.3f | %.4f | %.3g |\n", l.name.c_str(),
+                    shape_text(l.shape).c_str(), static_cast<long long>(l.plan.k), l.plan.d,
+                    l.plan.index_bits() / numel, l.plan.codebook_bits() / numel, l.weight_error,
+                    l.truncation_error);
   }
   md << "\n| block | loss before | loss after | seconds |\n|---|---|---|---|\n";
   for (const auto& b : r.blocks)
-    md << line("| %d | %.4g | %.4g | %.1f |\n", b.index, b.loss_init, b.loss_final, b.seconds);
+    md << strprintf("| %d | %.4g | %.4g | %.1f |\n", b.index, b.loss_init, b.loss_final, b.seconds);
   return md.str();
 }
 
