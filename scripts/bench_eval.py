@@ -14,7 +14,6 @@ give the same top-1 on Fashion-MNIST.
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 from vimlib.common import set_threads  # noqa: E402
 from vimlib.native import load_ops  # noqa: E402
+from vimlib.photos import make_jpegs  # noqa: E402
 
 
 def python_transform(meta):
@@ -76,19 +76,6 @@ def run_vimvq(model_path, folder, batch, threads, limit):
         with open(report) as f:
             r = json.load(f)
     return r["images_per_second"], r["top1"]
-
-
-def make_jpegs(folder, count, seed):
-    photos = [os.path.join(REPO, "tests", "data", "images", n) for n in
-              ("rocket_baseline.jpg", "chelsea_progressive.jpg", "coffee_rgb.png", "astronaut_rgba.png")]
-    rng = random.Random(seed)
-    for i in range(count):
-        cls = os.path.join(folder, f"n{i % 4:08d}")
-        os.makedirs(cls, exist_ok=True)
-        img = Image.open(photos[i % len(photos)]).convert("RGB")
-        scale = rng.uniform(1.0, 1.6) * 256 / min(img.size)
-        img = img.resize((int(img.width * scale), int(img.height * scale)), Image.BICUBIC)
-        img.save(os.path.join(cls, f"img_{i:04d}.jpg"), quality=90)
 
 
 def bench(name, model_path, folder, batch, threads, limit):

@@ -99,7 +99,7 @@ make_calibration_jpegs() {
   "$PY" - "$work/jpegs" <<'PYEOF'
 import os, sys
 sys.path.insert(0, "scripts")
-from bench_eval import make_jpegs
+from vimlib.photos import make_jpegs
 make_jpegs(sys.argv[1], 256, seed=0)
 PYEOF
 }
