@@ -165,6 +165,17 @@ double peak_memory_mb() {
   return usage.ru_maxrss / 1024.0;
 }
 
+// The Markdown summary on stdout; with --report, the JSON and the Markdown beside it.
+void write_reports(const QuantizeOptions& o, const report::QuantizeReport& r) {
+  const std::string md = report::to_markdown(r);
+  std::printf("\n%s", md.c_str());
+  if (!o.report) return;
+  write_file_atomically(*o.report, report::to_json(r).dump(2) + "\n");
+  std::filesystem::path md_path(*o.report);
+  md_path.replace_extension(".md");
+  write_file_atomically(md_path, md);
+}
+
 }  // namespace
 
 void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
@@ -215,14 +226,7 @@ int run_quantize(const QuantizeOptions& o) {
     r.peak_memory_mb = peak_memory_mb();
     r.calibration_seconds = result.seconds;
     r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    const std::string md = report::to_markdown(r);
-    std::printf("\n%s", md.c_str());
-    if (o.report) {
-      write_file_atomically(*o.report, report::to_json(r).dump(2) + "\n");
-      std::filesystem::path md_path(*o.report);
-      md_path.replace_extension(".md");
-      write_file_atomically(md_path, md);
-    }
+    write_reports(o, r);
     return 0;
   } catch (...) {
     std::error_code ec;
