@@ -48,7 +48,8 @@ vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, in
 }
 
 BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<model::LayerInfo> layers,
-                                 const CalibrationParams& params, Chain quantized_in, at::Tensor target)
+                                 const CalibrationParams& params, Chain quantized_in, at::Tensor target,
+                                 Profiler* profiler)
     : model_(model),
       block_(block),
       layers_(std::move(layers)),
@@ -56,9 +57,15 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
       schedule_(schedule_params(params)),
       in_(std::move(quantized_in)),
       target_(std::move(target)),
+      profiler_(profiler),
       start_(std::chrono::steady_clock::now()) {
   record_.index = block;
-  const auto importances = channel_importances();
+  std::map<std::string, at::Tensor> importances;
+  {
+    ScopedPhase t(profiler_, block_, Phase::kImportances);
+    importances = channel_importances();
+  }
+  ScopedPhase t(profiler_, block_, Phase::kInit);
   std::map<std::string, at::Tensor> block_params;
   for (const auto& pr : model_.block_module(block).named_parameters(true))
     block_params.emplace(pr.name, pr.value);
@@ -126,6 +133,7 @@ void BlockCalibrator::train(at::Generator& generator, const std::function<void(i
   at::Tensor order = at::randperm(n, generator).to(in_.hidden.device());
   int64_t cursor = 0;
   for (int s = 0; s < params_.iterations; ++s) {
+    const auto step_start = std::chrono::steady_clock::now();
     if (cursor + params_.batch_size > n) {  // a fresh permutation once the rest cannot fill a batch
       order = at::randperm(n, generator).to(in_.hidden.device());
       cursor = 0;
@@ -134,32 +142,81 @@ void BlockCalibrator::train(at::Generator& generator, const std::function<void(i
     cursor += params_.batch_size;
     const StepPlan plan = plan_step(s, schedule_);
     step(s, plan, batch);
+    if (profiler_ && s == 0) {
+      BlockProfile& bp = profiler_->block(block_);
+      const auto now = std::chrono::steady_clock::now();
+      bp.first_step_seconds = std::chrono::duration<double>(now - step_start).count();
+      bp.warmup_seconds = std::chrono::duration<double>(now - start_).count();
+    }
+    if (profiler_) ++profiler_->block(block_).steps;
     if (advance) advance(1);
     for (const auto& e : plan.after) apply(s + 1, e);
   }
+  if (profiler_) time_reference_steps(profiler_->reference_steps());
+}
+
+// A plain forward+backward of the block with its original weights as leaves: what a step costs
+// without the quantizer, on the same rows. Changes nothing the calibration keeps.
+void BlockCalibrator::time_reference_steps(int steps) {
+  std::vector<at::Tensor> leaves;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    leaves.push_back(weights_[i].detach().clone().requires_grad_(true));
+    slots_[i].set(leaves.back());
+  }
+  const int64_t n = in_.hidden.size(0);
+  const int64_t rows = std::min<int64_t>(n, params_.batch_size);
+  double total = 0;
+  for (int s = 0; s <= steps; ++s) {  // step 0 is warm-up, not counted
+    const int64_t start = (s * rows) % std::max<int64_t>(1, n - rows + 1);
+    profiler_->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    const at::Tensor out =
+        model_.block(block_, in_.hidden.slice(0, start, start + rows), in_.residual.slice(0, start, start + rows))
+            .first;
+    (out - target_.slice(0, start, start + rows)).square().mean().backward();
+    for (auto& l : leaves) l.mutable_grad() = at::Tensor();
+    profiler_->synchronize();
+    if (s > 0) total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  BlockProfile& bp = profiler_->block(block_);
+  bp.reference_steps = steps;
+  bp.reference_step_seconds = steps > 0 ? total / steps : 0;
 }
 
 void BlockCalibrator::step(int /*index*/, const StepPlan& plan, const at::Tensor& batch) {
-  set_weights(/*hard=*/false);
-  const at::Tensor out =
-      model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
-  at::Tensor loss = (out - target_.index_select(0, batch)).square().mean();
-  if (plan.train_ratios && params_.regularizer > 0) {
-    const double lambda = params_.regularizer * record_.loss_init * plan.ramp_step / plan.ramp_length;
-    for (const auto& q : quantizers_) {
-      const at::Tensor r = q->ratio_regularizer();
-      if (r.defined()) loss = loss + lambda * r;
+  {
+    ScopedPhase t(profiler_, block_, Phase::kSoftWeights);
+    set_weights(/*hard=*/false);
+  }
+  at::Tensor loss;
+  {
+    ScopedPhase t(profiler_, block_, Phase::kForward);
+    const at::Tensor out =
+        model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
+    loss = (out - target_.index_select(0, batch)).square().mean();
+    if (plan.train_ratios && params_.regularizer > 0) {
+      const double lambda = params_.regularizer * record_.loss_init * plan.ramp_step / plan.ramp_length;
+      for (const auto& q : quantizers_) {
+        const at::Tensor r = q->ratio_regularizer();
+        if (r.defined()) loss = loss + lambda * r;
+      }
     }
   }
-  ratio_optimiser_->zero_grad();
-  codebook_optimiser_->zero_grad();
-  loss.backward();
+  {
+    ScopedPhase t(profiler_, block_, Phase::kBackward);
+    ratio_optimiser_->zero_grad();
+    codebook_optimiser_->zero_grad();
+    loss.backward();
+  }
+  ScopedPhase t(profiler_, block_, Phase::kOptimiser);
   if (plan.train_ratios) ratio_optimiser_->step();
   codebook_optimiser_->step();
 }
 
 void BlockCalibrator::apply(int step, const vq::Event& event) {
   const bool report = reported(event);
+  const bool periodic = event.kind == vq::EventKind::kHullUpdate || event.kind == vq::EventKind::kConfirmAbove;
+  ScopedPhase t(profiler_, block_, periodic ? Phase::kHullUpdate : Phase::kConfirm);
   Confirmation c;
   if (report) {
     c10::NoGradGuard no_grad;
@@ -179,6 +236,7 @@ void BlockCalibrator::apply(int step, const vq::Event& event) {
 }
 
 std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord>* layer_records) {
+  ScopedPhase t(profiler_, block_, Phase::kFinish);
   record_.confirmed_fraction = confirmed_share();
   std::vector<vq::QuantizedWeight> stored;
   std::vector<at::Tensor> hard;  // the stored weights, on the CPU

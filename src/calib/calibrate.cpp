@@ -49,24 +49,33 @@ int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers) {
 }
 
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
-                                 const Callbacks& cb) {
+                                 const Callbacks& cb, Profiler* profiler) {
   validate(p);
   const auto start = std::chrono::steady_clock::now();
   const auto selected = select_layers(m, p);
   if (selected.empty()) throw Error("no quantizable layer matches the --include / --exclude patterns");
   for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);
-  Chain fp = embed_chain(m, images);
+  Chain fp;
+  {
+    ScopedPhase t(profiler, -1, Phase::kCount);
+    fp = embed_chain(m, images);
+  }
   Chain q = fp;
   CalibrationResult result;
   at::Generator generator = at::detail::createCPUGenerator(p.seed);
-  for (int b = 0; b < m.metadata().num_blocks; ++b) {
+  const int last_block = selected.back().block;  // nothing after it needs the chains
+  for (int b = 0; b <= last_block; ++b) {
     std::vector<model::LayerInfo> layers;
     for (const auto& l : selected) {
       if (l.block == b) layers.push_back(l);
     }
-    Chain target = run_block(m, b, fp);  // the full-precision block on the full-precision chain
+    Chain target;
+    {
+      ScopedPhase t(profiler, b, Phase::kTargets);
+      target = run_block(m, b, fp);  // the full-precision block on the full-precision chain
+    }
     if (!layers.empty()) {
-      BlockCalibrator block(m, b, layers, p, q, target.hidden);
+      BlockCalibrator block(m, b, layers, p, q, target.hidden, profiler);
       block.train(generator, cb.advance);
       std::vector<LayerRecord> records;
       for (auto& w : block.finish(&records)) result.layers.push_back(std::move(w));
@@ -77,7 +86,9 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       result.blocks.push_back(block.record());
       if (cb.on_block) cb.on_block(result.blocks.back());
     }
+    if (b == last_block) break;
     fp = std::move(target);
+    ScopedPhase t(profiler, b, Phase::kChainAdvance);
     q = run_block(m, b, q);  // the quantized chain moves on through the hard block
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -52,11 +52,17 @@ struct QuantizeOptions {
   int64_t eval_limit = 0;
   std::optional<std::string> report;
   bool dry_run = false;
+  bool profile = false;
 };
 
 int run_eval(const EvalOptions& options);
 int run_quantize(const QuantizeOptions& options);
 int run_inspect(const InspectOptions& options);
 void print_params_help();  // `vimvq quantize --help-params`
+
+// Keeps freed tensor memory in the heap instead of unmapping it: a calibration step allocates and
+// frees the same large activations hundreds of times, and glibc's default (mmap above a sliding
+// threshold, trim at 128 KiB) turned each into fresh page faults (docs/PERFORMANCE.md).
+void keep_freed_memory_mapped();
 
 }  // namespace vimvq::cli

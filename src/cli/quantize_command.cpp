@@ -120,7 +120,7 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
 
 calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& images,
                                    const calib::CalibrationParams& p,
-                                   const std::vector<calib::LayerRecord>& planned) {
+                                   const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler) {
   const int num_blocks = model.metadata().num_blocks;
   std::set<int> blocks;
   for (const auto& l : planned) blocks.insert(l.block);
@@ -133,7 +133,7 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   cb.advance = [&](int64_t n) {
     if (progress) progress->advance(n);
   };
-  calib::CalibrationResult result = calib::quantize_model(model, images, p, cb);
+  calib::CalibrationResult result = calib::quantize_model(model, images, p, cb, profiler);
   if (progress) progress->finish();
   check_against_plan(planned, result.layer_records);
   return result;
@@ -207,7 +207,10 @@ int run_quantize(const QuantizeOptions& o) {
   log::info(strprintf("calibration: %lld images from %s (list hash %s)",
                       static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
                       calibration.list_hash.c_str()));
-  calib::CalibrationResult result = calibrate(model, calibration.images.to(device), p, planned);
+  std::optional<calib::Profiler> profiler;
+  if (o.profile) profiler.emplace(device);
+  calib::CalibrationResult result =
+      calibrate(model, calibration.images.to(device), p, planned, profiler ? &*profiler : nullptr);
   const auto sizes = format::write_packed(o.output, packed_checkpoint(o, p, model, result, calibration));
   try {
     log::info(strprintf("wrote %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
@@ -223,6 +226,7 @@ int run_quantize(const QuantizeOptions& o) {
     r.size = {model.num_parameters(), totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
               sizes.codebook_bytes,   sizes.architecture_bytes};
     if (o.eval_data) r.accuracy = evaluate_both(o, meta, threads, device);
+    if (profiler) r.profile = profiler->profile();
     r.peak_memory_mb = peak_memory_mb();
     r.calibration_seconds = result.seconds;
     r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();

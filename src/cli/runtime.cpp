@@ -3,9 +3,11 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <thread>
 
+#include "src/cli/commands.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::cli {
@@ -33,6 +35,11 @@ int configure_threads(int requested) {
   at::set_num_threads(n);
   keep_openblas_pool_off_torch_threads();
   return n;
+}
+
+void keep_freed_memory_mapped() {
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: larger blocks are still mapped
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 c10::Device parse_device(const std::string& name) {

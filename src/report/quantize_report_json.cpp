@@ -75,6 +75,7 @@ json to_json(const QuantizeReport& r) {
   for (const auto& b : r.blocks) j["blocks"].push_back(block_json(b));
   j["size"] = size_json(r.size);
   if (r.accuracy) j["accuracy"] = accuracy_json(*r.accuracy);
+  if (r.profile) j["profile"] = profile_json(*r.profile);
   j["peak_memory_mb"] = r.peak_memory_mb;
   j["timing"] = {{"calibration_seconds", r.calibration_seconds}, {"wall_seconds", r.wall_seconds}};
   return j;

@@ -46,6 +46,7 @@ std::string to_markdown(const QuantizeReport& r) {
   md << "\n| block | loss before | loss after | seconds |\n|---|---|---|---|\n";
   for (const auto& b : r.blocks)
     md << strprintf("| %d | %.4g | %.4g | %.1f |\n", b.index, b.loss_init, b.loss_final, b.seconds);
+  if (r.profile) md << profile_markdown(*r.profile);
   return md.str();
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vimvq/calib/calibrate.h"
+#include "vimvq/calib/profile.h"
 #include "vimvq/calib/schedule.h"
 #include "vimvq/model/parameter_slot.h"
 #include "vimvq/vq/layer_quantizer.h"
@@ -36,8 +37,10 @@ class BlockCalibrator {
   // quantized_in: the quantized chain entering the block; target: the full-precision block's
   // hidden output on the full-precision chain. Computes importances and initialises every
   // layer's quantizer (k-means, rtn levels...), then measures the initial block loss.
+  // profiler: null, or where the phases' times go.
   BlockCalibrator(model::VimModel& model, int block, std::vector<model::LayerInfo> layers,
-                  const CalibrationParams& params, Chain quantized_in, at::Tensor target);
+                  const CalibrationParams& params, Chain quantized_in, at::Tensor target,
+                  Profiler* profiler = nullptr);
   ~BlockCalibrator();
 
   // The optimisation steps (none for methods without calibration). `advance` counts steps.
@@ -56,6 +59,7 @@ class BlockCalibrator {
   double confirmed_share() const;
   void step(int index, const StepPlan& plan, const at::Tensor& batch);
   void apply(int step, const vq::Event& event);
+  void time_reference_steps(int steps);
 
   model::VimModel& model_;
   int block_;
@@ -69,6 +73,7 @@ class BlockCalibrator {
   std::vector<std::unique_ptr<vq::LayerQuantizer>> quantizers_;
   std::unique_ptr<torch::optim::Adam> ratio_optimiser_, codebook_optimiser_;
   BlockRecord record_;
+  Profiler* profiler_;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vimvq/calib/params.h"
+#include "vimvq/calib/profile.h"
 #include "vimvq/calib/records.h"
 #include "vimvq/model/vim_model.h"
 #include "vimvq/vq/quantized_weight.h"
@@ -39,8 +40,9 @@ std::vector<LayerRecord> plan_layers(const model::VimModel& model, const Calibra
 int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers);
 
 // Quantizes `model` in place (its selected weights become the stored, fp16-codebook weights).
-// images: (N, C, H, W) preprocessed calibration images on the model's device.
+// images: (N, C, H, W) preprocessed calibration images on the model's device. The chains stop
+// at the last block with a selected layer. profiler: null, or where the phase times go.
 CalibrationResult quantize_model(model::VimModel& model, const at::Tensor& images, const CalibrationParams& p,
-                                 const Callbacks& callbacks);
+                                 const Callbacks& callbacks, Profiler* profiler = nullptr);
 
 }  // namespace vimvq::calib

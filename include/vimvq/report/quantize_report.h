@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vimvq/calib/params.h"
+#include "vimvq/calib/profile.h"
 #include "vimvq/calib/records.h"
 #include "vimvq/vq/size_plan.h"
 
@@ -37,11 +38,14 @@ struct QuantizeReport {
   std::vector<calib::BlockRecord> blocks;
   SizeRecord size;
   std::optional<AccuracyRecord> accuracy;
+  std::optional<calib::Profile> profile;  // with --profile
   double calibration_seconds = 0, wall_seconds = 0, peak_memory_mb = 0;
 };
 
 nlohmann::json to_json(const QuantizeReport& report);
 std::string to_markdown(const QuantizeReport& report);
+nlohmann::json profile_json(const calib::Profile& profile);
+std::string profile_markdown(const calib::Profile& profile);
 
 // "[block  2/8] layers.1.mixer.in_proj.weight  384x96 k=256 d=4 2.000+0.444 bpw", then weight
 // and truncation errors once the layer is calibrated: a dry run prints the same rows, shorter.

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): where a real-scale calibration's time goes, and what the whole model costs.
+
+  scripts/py scripts/bench_quantize.py [--models vim_tiny vim_small vim_base] [--blocks 1] [--iters 60]
+
+For each model: a random-initialised export at the official shapes (224 px, 24 blocks), 256
+calibration JPEGs made from the test photographs, then `vimvq quantize --bits 2 --profile` on the
+first --blocks blocks at --iters steps (batch 32, the configs' other defaults). vimvq times every
+phase and, in the same run, a plain forward+backward of the same block with fixed full-precision
+weights (`step / plain`: the physical floor is 1.0). Prints the phase table, then one row per model
+with steps/s, warm-up, peak resident memory and the projection for the whole model at the default
+budget (400 steps per block, every block):
+
+  projection = load + embedding + blocks x (targets + importances + init + finish + chain advance
+               + confirmations + hull updates scaled to 400 steps + 400 x step)
+
+(with one block, the chain advance is estimated by the targets' time: the same forward.)
+
+Exports, images and reports stay in --work (default build/bench_quantize) and are reused.
+Run it with the machine otherwise idle: the figures are wall times.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from vimlib.photos import make_jpegs  # noqa: E402
+
+DEFAULT_ITERATIONS = 400
+HULL_EVERY = 25
+FINETUNE = 0.1
+
+
+def hull_events(iterations: int) -> int:
+    return (iterations - round(iterations * FINETUNE)) // HULL_EVERY
+
+
+def prepare(work: str, model: str, images: int) -> tuple:
+    path = os.path.join(work, f"{model}.pt")
+    if not os.path.exists(path):
+        subprocess.run([os.path.join(REPO, "scripts", "py"), os.path.join(REPO, "scripts", "export.py"), "--config",
+                        model, "--seed", "0", "-o", path], check=True, stdout=subprocess.DEVNULL)
+    calib = os.path.join(work, f"calib{images}")
+    if not os.path.isdir(calib):
+        make_jpegs(calib, images, seed=0)
+    return path, calib
+
+
+def run(args, model: str) -> dict:
+    path, calib = prepare(args.work, model, args.images)
+    report = os.path.join(args.work, f"{model}.report.json")
+    include = [f"layers.{b}.*" for b in range(args.blocks)]
+    cmd = [os.path.join(REPO, "build", "vimvq"), "quantize", "--bits", "2", "--iters", str(args.iters),
+           "--batch-size", "32", "--calib-size", str(args.images), "--threads", str(args.threads), "--profile",
+           "--report", report, "-o", os.path.join(args.work, f"{model}.vqpk"), path, calib, "--include", *include]
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.monotonic() - start
+    with open(report) as f:
+        r = json.load(f)
+    r["bench_wall_seconds"] = wall
+    return r
+
+
+def summarise(model: str, r: dict, iters: int) -> dict:
+    prof = r["profile"]
+    blocks = [b for b in prof["blocks"] if b["steps"] > 0]
+    n = len(blocks)
+    mean = lambda key: sum(b[key] for b in blocks) / n  # noqa: E731
+    phase = lambda name: sum(b["seconds"][name] for b in blocks) / n  # noqa: E731
+    per_block_fixed = sum(phase(p) for p in ("targets", "importances", "init", "finish", "confirm"))
+    # The last calibrated block has no chain advance (nothing after it needs the chain): a block
+    # forward over the calibration set costs what the targets cost.
+    per_block_fixed += phase("targets") if n == 1 else phase("chain_advance") * n / (n - 1)
+    hull = phase("hull_update") / max(1, hull_events(iters)) * hull_events(DEFAULT_ITERATIONS)
+    step = mean("step_seconds")
+    # Everything outside the blocks' calibration: loading, decoding, embedding, writing.
+    outside = r["timing"]["wall_seconds"] - r["timing"]["calibration_seconds"] + prof["embed_seconds"]
+    depth = 24
+    projected = outside + depth * (per_block_fixed + hull + DEFAULT_ITERATIONS * step)
+    return {"model": model, "blocks": n, "step_ms": 1e3 * step, "steps_per_s": 1 / step if step else 0,
+            "plain_ms": 1e3 * mean("reference_step_seconds"), "ratio": mean("step_to_reference"),
+            "warmup_s": mean("warmup_seconds"), "block_overhead_s": per_block_fixed + hull,
+            "peak_mb": r["peak_memory_mb"], "projected_min": projected / 60, "wall_s": r["bench_wall_seconds"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["vim_tiny", "vim_small", "vim_base"])
+    ap.add_argument("--blocks", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=60)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--work", default=os.path.join(REPO, "build", "bench_quantize"))
+    ap.add_argument("--json", help="also write the summary rows here")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    rows = []
+    for model in args.models:
+        r = run(args, model)
+        print(f"\n### {model}\n")
+        with open(os.path.join(args.work, f"{model}.report.md")) as f:
+            text = f.read()
+        print(text[text.index("## Profile"):].strip())
+        rows.append(summarise(model, r, args.iters))
+    print(f"\n2 bits, batch 32, {args.images} JPEGs, {args.threads} threads, {args.iters} steps on {args.blocks} "
+          f"block(s); projection at {DEFAULT_ITERATIONS} steps x 24 blocks\n")
+    print("| model | step ms | steps/s | plain f+b ms | step/plain | warm-up s | other s/block | peak MB "
+          "| projected whole model |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s in rows:
+        print(f"| {s['model']} | {s['step_ms']:.0f} | {s['steps_per_s']:.2f} | {s['plain_ms']:.0f} | {s['ratio']:.2f} "
+              f"| {s['warmup_s']:.2f} | {s['block_overhead_s']:.1f} | {s['peak_mb']:.0f} "
+              f"| {s['projected_min']:.0f} min |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
