@@ -1,6 +1,14 @@
-"""Reader of vimvq's packed checkpoint format (README.md, "Packed checkpoint format")."""
+"""Reader of vimvq's packed checkpoint format (README.md, "Packed checkpoint format").
+
+As strict as the C++ reader (src/format/packed_checkpoint.cpp): section tags and order, every
+size and count checked before use, codes in range, finite codebooks and architecture parameters,
+and every stored layer on a quantizable weight of the architecture. Every problem is a
+PackedFormatError naming the file; tests/python/test_damaged_packed.py runs one corpus of damaged
+files through both readers.
+"""
 import io
 import json
+import re
 import struct
 import zlib
 from typing import Dict, Tuple
@@ -10,6 +18,11 @@ import torch
 
 MAGIC = b"VIMVQPK\n"
 MAJOR = 1
+TAGS = (b"META", b"ARCH", b"CBK1", b"CODE")
+METHODS = ("rtn", "kmeans", "vq4dit", "vimvq")
+MAX_DIM = 1 << 32
+MAX_WEIGHTS = 1 << 40
+MAX_SECTIONS = 1 << 20
 
 
 class PackedFormatError(ValueError):
@@ -24,18 +37,23 @@ def _sections(data: bytes, path: str):
         raise PackedFormatError(f"{path}: packed format version {major}.{minor} is not readable (reads {MAJOR}.x)")
     if zlib.crc32(data[:16]) != header_crc:
         raise PackedFormatError(f"{path}: header checksum mismatch")
+    if count < 2 or count > MAX_SECTIONS or count % 2:
+        raise PackedFormatError(f"{path}: implausible section count")
     offset, sections = 20, []
-    for _ in range(count):
+    for i in range(count):
+        want = TAGS[0] if i == 0 else TAGS[1] if i == 1 else TAGS[2 + i % 2]
         if len(data) - offset < 16:
             raise PackedFormatError(f"{path}: truncated section header")
         tag, crc, length = struct.unpack_from("<4sIQ", data, offset)
+        if tag != want:
+            raise PackedFormatError(f"{path}: expected the {want.decode()} section, found another")
         offset += 16
         if length > len(data) - offset:
-            raise PackedFormatError(f"{path}: truncated {tag.decode(errors='replace')} section")
+            raise PackedFormatError(f"{path}: truncated {want.decode()} section")
         payload = data[offset:offset + length]
         if zlib.crc32(payload) != crc:
-            raise PackedFormatError(f"{path}: checksum mismatch in a {tag.decode(errors='replace')} section")
-        sections.append((tag, payload))
+            raise PackedFormatError(f"{path}: checksum mismatch in a {want.decode()} section")
+        sections.append(payload)
         offset += length
     if offset != len(data):
         raise PackedFormatError(f"{path}: trailing bytes")
@@ -49,25 +67,98 @@ def unpack_codes(packed: bytes, count: int, bits: int) -> np.ndarray:
     return (fields << np.arange(bits, dtype=np.int64)).sum(axis=1)
 
 
+def _int(layer: dict, key: str, default=None) -> int:
+    value = layer.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PackedFormatError(f"{key} is not an integer")
+    return value
+
+
+def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> torch.Tensor:
+    name = layer.get("name")
+    if not isinstance(name, str):
+        raise PackedFormatError("a layer has no name")
+    try:
+        shape = layer["shape"]
+        if not isinstance(shape, list):
+            raise PackedFormatError("shape is not a list")
+        numel = 1
+        for s in shape:
+            if not isinstance(s, int) or s < 0 or s > MAX_DIM or (s and numel > MAX_WEIGHTS // s):
+                raise PackedFormatError("implausible shape")
+            numel *= s
+        k, d, bits = _int(layer, "k"), _int(layer, "d"), _int(layer, "code_bits")
+        groups = _int(layer, "groups", 1)
+        if layer.get("method") not in METHODS:
+            raise PackedFormatError(f"unknown method {layer.get('method')!r}")
+        if not (1 <= d <= 64 and 1 <= bits <= 16 and 1 <= k <= (1 << bits)):
+            raise PackedFormatError("implausible k, d or code bits")
+        n_sub = -(-numel // d)
+        if groups < 1 or groups > n_sub or n_sub % groups:
+            raise PackedFormatError("implausible codebook groups")
+        if len(book_raw) != groups * k * d * 2:
+            raise PackedFormatError("codebook size does not match groups x k x d")
+        if len(code_raw) != (n_sub * bits + 7) // 8:
+            raise PackedFormatError("packed codes size does not match its shape")
+        codebook = np.frombuffer(book_raw, dtype="<f2").reshape(groups * k, d).astype(np.float32)
+        if not np.isfinite(codebook).all():
+            raise PackedFormatError("codebook holds a NaN or infinite codeword")
+        codes = unpack_codes(code_raw, n_sub, bits)
+        if codes.max(initial=0) >= k:
+            raise PackedFormatError("code out of range")
+        index = np.arange(n_sub) // (n_sub // groups) * k + codes  # per-group codebooks (rtn: per row)
+        return torch.from_numpy(codebook)[torch.from_numpy(index)].reshape(-1)[:numel].reshape(shape)
+    except PackedFormatError as e:
+        raise PackedFormatError(f"{name}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise PackedFormatError(f"{name}: malformed layer entry ({e})") from None
+
+
+def _quantizable_names(arch) -> set:
+    meta = json.loads(arch.metadata())
+    blocks, local = meta["num_blocks"], meta["quantizable_layers"]
+    return {f"layers.{b}.{name}" for b in range(blocks) for name in local}
+
+
 def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.ScriptModule]:
     """Returns (full state dict with dequantized weights, provenance, architecture module)."""
     with open(path, "rb") as f:
         data = f.read()
     sections = _sections(data, path)
-    meta = json.loads(sections[0][1])
-    arch = torch.jit.load(io.BytesIO(sections[1][1]))
+    try:
+        meta = json.loads(sections[0])
+        layers, provenance = meta["layers"], meta["provenance"]
+        if not isinstance(layers, list) or 2 + 2 * len(layers) != len(sections):
+            raise PackedFormatError(f"{path}: layer table and section count disagree")
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, PackedFormatError):
+            raise
+        raise PackedFormatError(f"{path}: metadata: {e}") from None
+    try:
+        arch = torch.jit.load(io.BytesIO(sections[1]))
+        quantizable = _quantizable_names(arch)
+    except Exception as e:  # noqa: BLE001 - TorchScript raises many kinds; all mean "damaged"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PackedFormatError(f"{path}: packed architecture does not load: {first}") from None
     state = {k: v.clone() for k, v in arch.state_dict().items()}
-    for i, layer in enumerate(meta["layers"]):
-        book_raw, code_raw = sections[2 + 2 * i][1], sections[3 + 2 * i][1]
-        k, d, bits, shape = layer["k"], layer["d"], layer["code_bits"], layer["shape"]
-        groups = layer.get("groups", 1)
-        codebook = torch.from_numpy(np.frombuffer(book_raw, dtype="<f2").reshape(groups * k, d).astype(np.float32))
-        numel = int(np.prod(shape))
-        n_sub = -(-numel // d)
-        codes = unpack_codes(code_raw, n_sub, bits)
-        if codes.max(initial=0) >= k:
-            raise PackedFormatError(f"{path}: {layer['name']}: code out of range")
-        index = np.arange(n_sub) // (n_sub // groups) * k + codes  # per-group codebooks (rtn: per row)
-        weight = codebook[torch.from_numpy(index)].reshape(-1)[:numel].reshape(shape)
-        state[layer["name"]] = weight
-    return state, meta["provenance"], arch
+    for name, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise PackedFormatError(f"{path}: architecture parameter {name} holds a NaN or infinite value")
+    seen = set()
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise PackedFormatError(f"{path}: metadata: layer {i} is not an object")
+        try:
+            weight = _layer(layer, sections[2 + 2 * i], sections[3 + 2 * i])
+        except PackedFormatError as e:
+            raise PackedFormatError(f"{path}: {e}") from None
+        name = layer["name"]
+        if name not in quantizable:
+            raise PackedFormatError(f"{path}: layer {name} is not a quantizable weight of the architecture")
+        if name in seen:
+            raise PackedFormatError(f"{path}: layer {name} is stored twice")
+        if state.get(name) is None or state[name].numel() != 0:
+            raise PackedFormatError(f"{path}: layer {name} has no empty placeholder in the architecture")
+        seen.add(name)
+        state[name] = weight
+    return state, provenance, arch

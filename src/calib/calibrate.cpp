@@ -7,6 +7,7 @@
 
 #include "src/calib/chain_ops.h"
 #include "vimvq/calib/block_calibrator.h"
+#include "vimvq/model/parameter_slot.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::calib {
@@ -48,8 +49,22 @@ int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers) {
   return vq::is_calibrated(p.method) ? static_cast<int64_t>(p.iterations) * blocks_with_layers : 0;
 }
 
+namespace {
+
+// A finished block as a resumed run meets it: its stored weights go into the model, as
+// BlockCalibrator::finish left them in the uninterrupted run.
+void restore_block(model::VimModel& m, int b, const CalibrationResult& done) {
+  const std::string prefix = "layers." + std::to_string(b) + ".";
+  for (const auto& w : done.layers) {
+    if (w.name.rfind(prefix, 0) != 0) continue;
+    model::ParameterSlot(m.block_module(b), w.name.substr(prefix.size())).set(w.dequantize().to(m.device()));
+  }
+}
+
+}  // namespace
+
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
-                                 const Callbacks& cb, Profiler* profiler) {
+                                 const Callbacks& cb, Profiler* profiler, const ResumePoint* resume) {
   validate(p);
   const auto start = std::chrono::steady_clock::now();
   const auto selected = select_layers(m, p);
@@ -63,6 +78,11 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   Chain q = fp;
   CalibrationResult result;
   at::Generator generator = at::detail::createCPUGenerator(p.seed);
+  const int first_block = resume ? resume->next_block : 0;
+  if (resume) {
+    result = resume->done;
+    generator.set_state(resume->generator_state);
+  }
   const int last_block = selected.back().block;  // nothing after it needs the chains
   for (int b = 0; b <= last_block; ++b) {
     std::vector<model::LayerInfo> layers;
@@ -74,7 +94,9 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       ScopedPhase t(profiler, b, Phase::kTargets);
       target = run_block(m, b, fp);  // the full-precision block on the full-precision chain
     }
-    if (!layers.empty()) {
+    if (b < first_block) {
+      restore_block(m, b, result);
+    } else if (!layers.empty()) {
       BlockCalibrator block(m, b, layers, p, q, target.hidden, profiler);
       block.train(generator, cb.advance);
       std::vector<LayerRecord> records;
@@ -85,6 +107,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       }
       result.blocks.push_back(block.record());
       if (cb.on_block) cb.on_block(result.blocks.back());
+      if (cb.on_checkpoint && b < last_block) cb.on_checkpoint({b + 1, result, generator.get_state()});
     }
     if (b == last_block) break;
     fp = std::move(target);

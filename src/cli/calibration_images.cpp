@@ -9,21 +9,15 @@
 
 #include "vimvq/data/loader.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/fnv1a.h"
 
 namespace vimvq::cli {
 namespace {
 
-uint64_t fnv1a(uint64_t h, const std::string& s) {
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 std::string list_hash(const data::Dataset& ds, const std::string& folder) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = kFnv1aOffset;
   for (const auto& s : ds.samples) h = fnv1a(h, std::filesystem::relative(s.path, folder).string() + "\n");
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return hex64(h);
 }
 
 }  // namespace

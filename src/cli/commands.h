@@ -53,6 +53,7 @@ struct QuantizeOptions {
   std::optional<std::string> report;
   bool dry_run = false;
   bool profile = false;
+  bool resume = false;  // continue from <output>.resume
 };
 
 int run_eval(const EvalOptions& options);

@@ -13,7 +13,7 @@
 #include "vimvq/format/load_model.h"
 #include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
-#include "vimvq/util/atomic_file.h"
+#include "vimvq/util/output_set.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/strprintf.h"
 
@@ -100,6 +100,15 @@ int run_eval(const EvalOptions& o) {
   settings.on_bad_image = parse_bad_image_policy(o.on_bad_image);
   settings.keep_predictions = o.predictions.has_value();
 
+  OutputSet files;
+  files.add_input(o.model, "model");
+  files.add_input(o.data, "data folder");
+  if (o.reference) files.add_input(*o.reference, "--reference model");
+  if (o.labels) files.add_input(*o.labels, "--labels file");
+  if (o.report) files.add_output(*o.report, "--report");
+  if (o.predictions) files.add_output(*o.predictions, "--predictions");
+  set_interrupt_message("eval of " + o.model + " stopped; nothing was written");
+
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
   std::optional<model::VimModel> reference;
@@ -134,8 +143,9 @@ int run_eval(const EvalOptions& o) {
   if (reference) j["reference"]["model"] = *o.reference;
 
   print_summary(o, r, j, threads, device);
-  if (o.report) write_file_atomically(*o.report, j.dump(2) + "\n");
-  if (o.predictions) write_file_atomically(*o.predictions, predictions_csv(r, ds, meta));
+  if (o.report) files.stage(*o.report, j.dump(2) + "\n");
+  if (o.predictions) files.stage(*o.predictions, predictions_csv(r, ds, meta));
+  files.commit();
   return 0;
 }
 

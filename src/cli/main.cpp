@@ -7,6 +7,7 @@
 #include "src/cli/commands.h"
 #include "vimvq/log/log.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/output_set.h"
 
 namespace {
 
@@ -59,6 +60,8 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
   qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
   qu->add_flag("--dry-run", quant.dry_run, "print each layer's row and the size footer, quantize nothing");
+  qu->add_flag("--resume", quant.resume,
+               "continue an interrupted run from <output>.resume (same inputs and parameters only)");
   qu->add_flag("--profile", quant.profile,
                "time every calibration phase and a plain forward+backward of each block beside it (report)");
   qu->add_flag_callback(
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   vimvq::log::set_verbose(verbose);
   keep_freed_memory_mapped();
+  vimvq::install_interrupt_handler();
   try {
     if (*ev) return run_eval(eval);
     if (*qu) return run_quantize(quant);

@@ -12,6 +12,7 @@
 #include "src/cli/calibration_images.h"
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
+#include "src/cli/resume_state.h"
 #include "src/cli/runtime.h"
 #include "vimvq/calib/calibrate.h"
 #include "vimvq/format/load_model.h"
@@ -19,7 +20,7 @@
 #include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
 #include "vimvq/report/quantize_report.h"
-#include "vimvq/util/atomic_file.h"
+#include "vimvq/util/output_set.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/strprintf.h"
 
@@ -61,16 +62,6 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
   return p;
 }
 
-void check_output_writable(const std::string& path) {
-  const std::filesystem::path out(path);
-  const auto dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(dir))
-    throw Error(path + ": cannot write (folder " + dir.string() + " does not exist)");
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw Error(path + ": cannot write (folder " + dir.string() + " is not writable)");
-  if (std::filesystem::is_directory(out)) throw Error(path + ": is a folder, expected a file name");
-}
-
 vq::SizeTotals totals_of(const std::vector<calib::LayerRecord>& layers) {
   vq::SizeTotals t;
   for (const auto& l : layers) t.add(l.plan);
@@ -86,9 +77,9 @@ void check_against_plan(const std::vector<calib::LayerRecord>& planned,
   if (!same) throw Error("internal error: the quantized layers differ from their size plan");
 }
 
-report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const model::ModelMetadata& meta, int threads,
-                                     const c10::Device& device) {
-  auto quantized = format::load_model(o.output, device);  // exactly what was written
+report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string& packed_path,
+                                     const model::ModelMetadata& meta, int threads, const c10::Device& device) {
+  auto quantized = format::load_model(packed_path, device);  // exactly what will be committed
   auto original = format::load_model(o.model, device);
   data::Dataset ds = data::open_dataset(*o.eval_data, std::nullopt, meta.class_names);
   if (o.eval_limit > 0 && static_cast<size_t>(o.eval_limit) < ds.samples.size())
@@ -118,13 +109,33 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
   return 0;
 }
 
+// Where the run starts: the resume state with --resume (refused when made with other inputs),
+// otherwise the first block.
+std::optional<calib::ResumePoint> resume_point(const QuantizeOptions& o, const std::string& state,
+                                               const std::string& fingerprint) {
+  const bool exists = std::filesystem::exists(state);
+  if (o.resume && exists) {
+    calib::ResumePoint point = read_resume_state(state, fingerprint);
+    log::info(strprintf("%s: resuming at block %d (%zu blocks done)", state.c_str(), point.next_block,
+                        point.done.blocks.size()));
+    return point;
+  }
+  if (o.resume) log::warn(state + ": no resume state; starting at the first block");
+  if (!o.resume && exists)
+    log::warn(state + ": an earlier run's resume state, replaced as this run goes (--resume continues it)");
+  return std::nullopt;
+}
+
 calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& images,
                                    const calib::CalibrationParams& p,
-                                   const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler) {
+                                   const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler,
+                                   const calib::ResumePoint* resume,
+                                   const std::function<void(const calib::ResumePoint&)>& checkpoint) {
   const int num_blocks = model.metadata().num_blocks;
   std::set<int> blocks;
   for (const auto& l : planned) blocks.insert(l.block);
-  const int64_t steps = calib::planned_steps(p, static_cast<int>(blocks.size()));
+  const int done = resume ? static_cast<int>(resume->done.blocks.size()) : 0;
+  const int64_t steps = calib::planned_steps(p, static_cast<int>(blocks.size()) - done);
   std::unique_ptr<Progress> progress;
   if (steps > 0) progress = std::make_unique<Progress>("calibrate", steps, "step");
   calib::Callbacks cb;
@@ -133,7 +144,8 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   cb.advance = [&](int64_t n) {
     if (progress) progress->advance(n);
   };
-  calib::CalibrationResult result = calib::quantize_model(model, images, p, cb, profiler);
+  cb.on_checkpoint = checkpoint;
+  calib::CalibrationResult result = calib::quantize_model(model, images, p, cb, profiler, resume);
   if (progress) progress->finish();
   check_against_plan(planned, result.layer_records);
   return result;
@@ -165,15 +177,38 @@ double peak_memory_mb() {
   return usage.ru_maxrss / 1024.0;
 }
 
+std::filesystem::path markdown_beside(const std::string& report) {
+  return std::filesystem::path(report).replace_extension(".md");
+}
+
+// A resume state lives beside a regular output file; writing to a device or a pipe keeps none.
+bool keeps_resume_state(const std::string& output) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(output, ec);
+  return !std::filesystem::exists(st) || std::filesystem::is_regular_file(st);
+}
+
+// Every file the run reads, and the ones it will write: refused now if any two are the same.
+void declare_files(const QuantizeOptions& o, OutputSet& files) {
+  files.add_input(o.model, "model");
+  files.add_input(o.calib, "calibration folder");
+  if (o.config) files.add_input(*o.config, "--config file");
+  if (o.eval_data) files.add_input(*o.eval_data, "--eval-data folder");
+  files.add_output(o.output, "packed output (-o)");
+  if (keeps_resume_state(o.output)) files.add_output(resume_state_path(o.output), "resume state beside -o");
+  if (o.report) {
+    files.add_output(*o.report, "--report");
+    files.add_output(markdown_beside(*o.report), "Markdown report beside --report");
+  }
+}
+
 // The Markdown summary on stdout; with --report, the JSON and the Markdown beside it.
-void write_reports(const QuantizeOptions& o, const report::QuantizeReport& r) {
+void stage_reports(const QuantizeOptions& o, const report::QuantizeReport& r, OutputSet& files) {
   const std::string md = report::to_markdown(r);
   std::printf("\n%s", md.c_str());
   if (!o.report) return;
-  write_file_atomically(*o.report, report::to_json(r).dump(2) + "\n");
-  std::filesystem::path md_path(*o.report);
-  md_path.replace_extension(".md");
-  write_file_atomically(md_path, md);
+  files.stage(*o.report, report::to_json(r).dump(2) + "\n");
+  files.stage(markdown_beside(*o.report), md);
 }
 
 }  // namespace
@@ -200,8 +235,9 @@ int run_quantize(const QuantizeOptions& o) {
                 static_cast<long long>(totals.weights), vq::method_name(p.method), p.bits, totals.index_bpw(),
                 totals.codebook_bpw()));
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
-  check_output_writable(o.output);
-  if (o.report) check_output_writable(*o.report);
+  OutputSet files;
+  declare_files(o, files);
+  set_interrupt_message("quantize of " + o.model + " stopped; nothing was written");
 
   const CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
   log::info(strprintf("calibration: %lld images from %s (list hash %s)",
@@ -209,34 +245,46 @@ int run_quantize(const QuantizeOptions& o) {
                       calibration.list_hash.c_str()));
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
-  calib::CalibrationResult result =
-      calibrate(model, calibration.images.to(device), p, planned, profiler ? &*profiler : nullptr);
-  const auto sizes = format::write_packed(o.output, packed_checkpoint(o, p, model, result, calibration));
-  try {
-    log::info(strprintf("wrote %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
-                        o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
-                        sizes.codebook_bytes / 1e6, sizes.architecture_bytes / 1e6));
-    r.model = o.model;
-    r.output = o.output;
-    r.calibration_folder = o.calib;
-    r.calibration_images = calibration.images.size(0);
-    r.list_hash = calibration.list_hash;
-    r.layers = result.layer_records;
-    r.blocks = result.blocks;
-    r.size = {model.num_parameters(), totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
-              sizes.codebook_bytes,   sizes.architecture_bytes};
-    if (o.eval_data) r.accuracy = evaluate_both(o, meta, threads, device);
-    if (profiler) r.profile = profiler->profile();
-    r.peak_memory_mb = peak_memory_mb();
-    r.calibration_seconds = result.seconds;
-    r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    write_reports(o, r);
-    return 0;
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(o.output, ec);  // a failed run leaves no output behind
-    throw;
-  }
+  const std::string state = resume_state_path(o.output);
+  const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
+  const auto resume = resume_point(o, state, fingerprint);
+  const bool resumable = keeps_resume_state(o.output);
+  if (o.resume && !resumable) throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
+  auto checkpoint = [&](const calib::ResumePoint& point) {
+    if (!resumable) return;
+    write_resume_state(state, fingerprint, point);
+    set_interrupt_message(strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
+                                    "command with --resume to continue",
+                                    o.model.c_str(), point.next_block - 1, state.c_str()));
+  };
+  calib::CalibrationResult result = calibrate(model, calibration.images.to(device), p, planned,
+                                              profiler ? &*profiler : nullptr, resume ? &*resume : nullptr,
+                                              checkpoint);
+  format::SizeBreakdown sizes;
+  files.stage(o.output, format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));
+  log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
+                      o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6, sizes.codebook_bytes / 1e6,
+                      sizes.architecture_bytes / 1e6));
+  r.model = o.model;
+  r.output = o.output;
+  r.calibration_folder = o.calib;
+  r.calibration_images = calibration.images.size(0);
+  r.list_hash = calibration.list_hash;
+  r.layers = result.layer_records;
+  r.blocks = result.blocks;
+  r.size = {model.num_parameters(), totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
+            sizes.codebook_bytes,   sizes.architecture_bytes};
+  if (o.eval_data) r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
+  if (profiler) r.profile = profiler->profile();
+  r.peak_memory_mb = peak_memory_mb();
+  r.calibration_seconds = result.seconds;
+  r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  stage_reports(o, r, files);
+  files.commit();
+  std::error_code ec;
+  std::filesystem::remove(state, ec);  // the run is complete: nothing to resume
+  log::info("wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string()));
+  return 0;
 }
 
 }  // namespace vimvq::cli

@@ -31,7 +31,14 @@ void keep_openblas_pool_off_torch_threads() {
 }  // namespace
 
 int configure_threads(int requested) {
-  const int n = requested > 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Far more threads than cores only thrash (1000 made eval hang): a typo, refused.
+  const int most = std::max(8, 4 * cores);
+  if (requested < 0 || requested > most) {
+    throw Error("--threads " + std::to_string(requested) + ": expected 0 (all cores) to " + std::to_string(most) +
+                " on this machine (" + std::to_string(cores) + " cores)");
+  }
+  const int n = requested > 0 ? requested : cores;
   at::set_num_threads(n);
   keep_openblas_pool_off_torch_threads();
   return n;

@@ -2,9 +2,11 @@
 #include <csetjmp>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 // clang-format off: jpeglib.h needs size_t and FILE declared before it.
 #include <jpeglib.h>
+#include <jerror.h>
 // clang-format on
 
 #include "src/data/image_codecs.h"
@@ -25,7 +27,11 @@ void on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-void on_message(j_common_ptr, int) {}  // warnings (e.g. extraneous bytes) are not errors
+// Warnings (extraneous bytes...) are not errors, except the end of the data before the end of the
+// image: libjpeg would fill the rest with grey, PIL refuses the file, and so do we.
+void on_message(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) on_error(cinfo);
+}
 
 // Lives on the heap so nothing with a destructor sits between setjmp and longjmp.
 struct Decoder {
@@ -58,6 +64,11 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
     d->cinfo.out_color_space = JCS_GRAYSCALE;
   } else {
     d->cinfo.out_color_space = JCS_RGB;
+  }
+  jpeg_calc_output_dimensions(&d->cinfo);
+  if (static_cast<int64_t>(d->cinfo.output_width) * d->cinfo.output_height > kMaxImagePixels) {
+    throw Error(name + ": JPEG dimensions out of range (" + std::to_string(d->cinfo.output_width) + "x" +
+                std::to_string(d->cinfo.output_height) + ")");
   }
   jpeg_start_decompress(&d->cinfo);
   const int w = static_cast<int>(d->cinfo.output_width), h = static_cast<int>(d->cinfo.output_height);

@@ -63,8 +63,8 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& name) {
   const int w = static_cast<int>(png_get_image_width(r->png, r->info));
   const int h = static_cast<int>(png_get_image_height(r->png, r->info));
   const int ch = png_get_channels(r->png, r->info);  // 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28))
-    throw Error(name + ": PNG dimensions out of range");
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > kMaxImagePixels)
+    throw Error(name + ": PNG dimensions out of range (" + std::to_string(w) + "x" + std::to_string(h) + ")");
   const size_t stride = png_get_rowbytes(r->png, r->info);
   r->decoded.resize(stride * h);
   r->rows.resize(h);

@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "vimvq/model/parameter_slot.h"
@@ -83,6 +85,12 @@ std::string architecture_without(const torch::jit::Module& model,
 }
 
 SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
+  SizeBreakdown size;
+  write_file_atomically(path, packed_bytes(path, c, &size));
+  return size;
+}
+
+std::string packed_bytes(const std::string& path, const PackedCheckpoint& c, SizeBreakdown* sizes) {
   nlohmann::json meta;
   meta["format"] = {{"name", "vimvq-packed"}, {"major", kMajorVersion}, {"minor", kMinorVersion}};
   meta["provenance"] = c.provenance;
@@ -120,8 +128,8 @@ SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& c) {
     size.code_bytes += static_cast<int64_t>(packed.size());
   }
   size.file_bytes = static_cast<int64_t>(out.size());
-  write_file_atomically(path, out);
-  return size;
+  if (sizes) *sizes = size;
+  return out;
 }
 
 bool is_packed_file(const std::string& path) {
@@ -208,6 +216,8 @@ class PackedReader {
     at::Tensor half = at::empty({l.groups * l.k, l.d}, at::kHalf);
     std::memcpy(half.data_ptr(), book.data(), book.size());
     l.codebook = half.to(at::kFloat);
+    if (!at::isfinite(l.codebook).all().item<bool>())
+      throw fail(l.name + ": codebook holds a NaN or infinite codeword");
     const std::string codes = section(kTagCode, "codes");
     if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits))
       throw fail(l.name + ": packed codes size does not match its shape");
@@ -274,6 +284,43 @@ PackedCheckpoint read_packed(const std::string& path) {
   return c;
 }
 
+namespace {
+
+// Every stored layer must land on a quantizable weight of the architecture ("layers.<b>.<name>",
+// <name> in the metadata's quantizable_layers), once, where the writer left an empty placeholder.
+// (Shapes are then checked by the model's probe forward at load, VimModel::check_head_width.)
+void check_layer_names(const torch::jit::Module& arch, const std::vector<vq::QuantizedWeight>& layers) {
+  std::set<std::string> quantizable;
+  std::map<std::string, at::Tensor> params;
+  for (const auto& p : arch.named_parameters(true)) params.emplace(p.name, p.value);
+  try {
+    torch::jit::Module copy = arch;
+    const auto meta = nlohmann::json::parse(copy.get_method("metadata")({}).toStringRef());
+    const int blocks = meta.at("num_blocks").get<int>();
+    for (const auto& local : meta.at("quantizable_layers"))
+      for (int b = 0; b < blocks; ++b) quantizable.insert("layers." + std::to_string(b) + "." + local.get<std::string>());
+  } catch (const std::exception& e) {
+    throw Error(std::string("packed architecture has no readable metadata: ") + e.what());
+  }
+  auto check_finite = [](const std::string& name, const at::Tensor& t) {
+    if (t.is_floating_point() && t.numel() > 0 && !at::isfinite(t).all().item<bool>())
+      throw Error("architecture parameter " + name + " holds a NaN or infinite value");
+  };
+  for (const auto& [name, value] : params) check_finite(name, value);
+  for (const auto& b : arch.named_buffers(true)) check_finite(b.name, b.value);
+  std::set<std::string> seen;
+  for (const auto& l : layers) {
+    if (!quantizable.count(l.name))
+      throw Error("layer " + l.name + " is not a quantizable weight of the architecture");
+    if (!seen.insert(l.name).second) throw Error("layer " + l.name + " is stored twice");
+    const auto it = params.find(l.name);
+    if (it == params.end() || it->second.numel() != 0)
+      throw Error("layer " + l.name + " has no empty placeholder in the architecture");
+  }
+}
+
+}  // namespace
+
 torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
   std::istringstream arch(c.architecture);
   torch::jit::Module model;
@@ -283,6 +330,7 @@ torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& devi
     const std::string what = e.what_without_backtrace();
     throw Error("packed architecture does not load: " + what.substr(0, what.find('\n')));
   }
+  check_layer_names(model, c.layers);
   for (const auto& l : c.layers) model::ParameterSlot(model, l.name).set(l.dequantize().to(device));
   model.eval();
   return model;

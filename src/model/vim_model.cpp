@@ -1,5 +1,8 @@
 #include "vimvq/model/vim_model.h"
 
+#include <c10/core/GradMode.h>
+
+#include <filesystem>
 #include <map>
 
 #include "vimvq/util/error.h"
@@ -22,11 +25,22 @@ VimModel::VimModel(std::string path, torch::jit::Module module, ModelMetadata me
 }
 
 VimModel VimModel::load(const std::string& path, const c10::Device& device) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw Error(path + ": no such file");
+  if (std::filesystem::is_directory(status))
+    throw Error(path + ": is a folder, expected a TorchScript model file (.pt) or a packed file (.vqpk)");
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
+    if (what.find("constants.pkl") != std::string::npos) {
+      throw Error(path +
+                  ": is a PyTorch checkpoint (torch.save), not a TorchScript model; make a vimvq model from "
+                  "it with scripts/export.py --config <vim_tiny|vim_small|vim_base> --checkpoint " +
+                  path + " -o model.pt");
+    }
     if (what.find("vimvq::selective_scan") != std::string::npos ||
         what.find("Unknown builtin op") != std::string::npos) {
       throw Error(path +
@@ -61,7 +75,32 @@ VimModel VimModel::from_module(const std::string& path, torch::jit::Module modul
     throw Error(contract + "metadata says " + std::to_string(meta.num_blocks) + " blocks, the model has " +
                 std::to_string(n_blocks));
   }
-  return VimModel(path, std::move(module), std::move(meta), device);
+  VimModel model(path, std::move(module), std::move(meta), device);
+  model.check_head_width();
+  return model;
+}
+
+// One image of zeros through the whole model: the head's width must be the declared class count
+// (class names, per-class reports and --predictions index by it).
+void VimModel::check_head_width() {
+  c10::NoGradGuard no_grad;
+  const auto& in = metadata_.preprocess;
+  const at::Tensor probe = at::zeros({1, in.channels, metadata_.image_size, metadata_.image_size},
+                                     at::TensorOptions().device(device_));
+  at::Tensor out;
+  try {
+    out = forward(probe);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw Error(path_ + ": breaks the vimvq model contract: a " + std::to_string(metadata_.image_size) +
+                "x" + std::to_string(metadata_.image_size) + " image (metadata input.image_size) fails: " +
+                what.substr(0, what.find('\n')));
+  }
+  if (out.dim() != 2 || out.size(0) != 1 || out.size(1) != metadata_.num_classes) {
+    throw Error(path_ + ": metadata: num_classes is " + std::to_string(metadata_.num_classes) +
+                ", but the model's head gives " + (out.dim() == 2 ? std::to_string(out.size(1)) : "no") +
+                " class scores per image");
+  }
 }
 
 at::Tensor VimModel::forward(const at::Tensor& images) { return module_.forward({images}).toTensor(); }

@@ -13,7 +13,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string class_label(const model::ModelMetadata& meta, int64_t c) {
   if (c < 0) return "";
-  return meta.class_names.empty() ? std::to_string(c) : meta.class_names[c];
+  const bool named = c < static_cast<int64_t>(meta.class_names.size());
+  return named ? meta.class_names[static_cast<size_t>(c)] : std::to_string(c);
 }
 
 void check_labels(const data::Dataset& ds, const model::ModelMetadata& meta, const std::string& source) {

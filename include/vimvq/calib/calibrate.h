@@ -24,10 +24,19 @@ struct CalibrationResult {
   double seconds = 0;
 };
 
+// Where a calibration stopped after a whole block: with it, quantize_model continues at
+// next_block and produces exactly what an uninterrupted run would.
+struct ResumePoint {
+  int next_block = 0;
+  CalibrationResult done;      // the finished blocks' layers and records
+  at::Tensor generator_state;  // the batch-order generator's state (a CPU byte tensor)
+};
+
 struct Callbacks {
   std::function<void(const LayerRecord&)> on_layer;  // as each layer is finished
   std::function<void(const BlockRecord&)> on_block;  // as each block is finished
   std::function<void(int64_t steps)> advance;        // optimisation steps done (progress bar)
+  std::function<void(const ResumePoint&)> on_checkpoint;  // after each calibrated block
 };
 
 // The quantizable layers selected by p.include / p.exclude (globs or substrings of full names).
@@ -42,7 +51,9 @@ int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers);
 // Quantizes `model` in place (its selected weights become the stored, fp16-codebook weights).
 // images: (N, C, H, W) preprocessed calibration images on the model's device. The chains stop
 // at the last block with a selected layer. profiler: null, or where the phase times go.
+// resume: null, or where an earlier run of the same inputs and parameters stopped.
 CalibrationResult quantize_model(model::VimModel& model, const at::Tensor& images, const CalibrationParams& p,
-                                 const Callbacks& callbacks, Profiler* profiler = nullptr);
+                                 const Callbacks& callbacks, Profiler* profiler = nullptr,
+                                 const ResumePoint* resume = nullptr);
 
 }  // namespace vimvq::calib

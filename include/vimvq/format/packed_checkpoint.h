@@ -36,6 +36,8 @@ std::string architecture_without(const torch::jit::Module& model,
 // Atomic (temporary file, then rename). Returns what each part takes on disk. Each layer's
 // codebook and code bytes must equal its size plan (vq::LayerPlan), or nothing is written.
 SizeBreakdown write_packed(const std::string& path, const PackedCheckpoint& checkpoint);
+// The bytes write_packed writes (`path` only names the file in messages).
+std::string packed_bytes(const std::string& path, const PackedCheckpoint& checkpoint, SizeBreakdown* sizes);
 
 // Throws vimvq::Error("<path>: <problem>") for anything malformed: bad magic, unknown major
 // version, truncation, checksum mismatch, inconsistent sizes or codes out of range.

@@ -47,6 +47,7 @@ class VimModel {
 
  private:
   VimModel(std::string path, torch::jit::Module module, ModelMetadata metadata, c10::Device device);
+  void check_head_width();
 
   std::string path_;
   torch::jit::Module module_;

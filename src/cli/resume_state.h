@@ -1,0 +1,26 @@
+// The resume state of `vimvq quantize` (README.md, "Reliability"): after each calibrated block,
+// `<output>.resume` holds the finished layers (as a packed file with no architecture), their
+// records, the batch generator's state and a fingerprint of everything that decides the output.
+// A run with --resume continues from it and writes the same bytes as an uninterrupted run.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "vimvq/calib/calibrate.h"
+
+namespace vimvq::cli {
+
+std::string resume_state_path(const std::string& output);
+
+// FNV-1a over the model file's bytes, the calibration tensor, the parameters, the device, the
+// thread count (reduction order) and this vimvq's version.
+std::string run_fingerprint(const std::string& model_path, const at::Tensor& images,
+                            const calib::CalibrationParams& params, const std::string& device, int threads);
+
+void write_resume_state(const std::string& path, const std::string& fingerprint, const calib::ResumePoint& point);
+// Throws vimvq::Error naming the file when it is damaged or was made with other inputs.
+calib::ResumePoint read_resume_state(const std::string& path, const std::string& fingerprint);
+
+}  // namespace vimvq::cli

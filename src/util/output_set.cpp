@@ -1,0 +1,288 @@
+#include "vimvq/util/output_set.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+
+#include "vimvq/util/error.h"
+
+namespace vimvq {
+namespace fs = std::filesystem;
+namespace {
+
+// --- staged files the signal handler removes: fixed storage, touched only with signals blocked
+// by the writer (a handler may run between any two instructions).
+constexpr size_t kMaxStaged = 16;
+constexpr size_t kMaxPath = 4096;
+char g_staged[kMaxStaged][kMaxPath];
+char g_message[512] = "nothing was written";
+volatile std::sig_atomic_t g_staged_used[kMaxStaged];
+
+class SignalBlock {
+ public:
+  SignalBlock() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~SignalBlock() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+ private:
+  sigset_t old_;
+};
+
+void remember_staged(const fs::path& p) {
+  const std::string s = p.string();
+  if (s.size() >= kMaxPath) return;
+  SignalBlock block;
+  for (size_t i = 0; i < kMaxStaged; ++i) {
+    if (!g_staged_used[i]) {
+      std::memcpy(g_staged[i], s.c_str(), s.size() + 1);
+      g_staged_used[i] = 1;
+      return;
+    }
+  }
+}
+
+void forget_staged(const fs::path& p) {
+  const std::string s = p.string();
+  SignalBlock block;
+  for (size_t i = 0; i < kMaxStaged; ++i)
+    if (g_staged_used[i] && s == g_staged[i]) g_staged_used[i] = 0;
+}
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::system_error(errno, std::generic_category());
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void on_interrupt(int sig) {
+  for (size_t i = 0; i < kMaxStaged; ++i)
+    if (g_staged_used[i]) ::unlink(g_staged[i]);
+  const char* name = sig == SIGINT ? "vimvq: interrupted (SIGINT): " : "vimvq: terminated (SIGTERM): ";
+  ssize_t ignored = ::write(STDERR_FILENO, "\n", 1);
+  ignored = ::write(STDERR_FILENO, name, std::strlen(name));
+  ignored = ::write(STDERR_FILENO, g_message, std::strlen(g_message));
+  ignored = ::write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+  ::_exit(128 + sig);
+}
+
+// The file a path names for identity checks: device and inode when it exists.
+struct Identity {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  fs::path resolved;
+};
+
+Identity identity_of(const fs::path& p) {
+  Identity id;
+  struct stat st {};
+  if (::stat(p.c_str(), &st) == 0) {
+    id.exists = true;
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+  }
+  std::error_code ec;
+  id.resolved = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  if (ec) id.resolved = fs::absolute(p);
+  return id;
+}
+
+std::string display(const fs::path& p) { return p.string(); }
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  const Identity x = identity_of(a), y = identity_of(b);
+  if (x.exists && y.exists) return x.dev == y.dev && x.ino == y.ino;
+  return x.resolved == y.resolved;
+}
+
+}  // namespace
+
+OutputSet::~OutputSet() { discard(); }
+
+void OutputSet::discard() {
+  for (auto& e : outputs_) {
+    if (!e.is_staged) continue;
+    std::error_code ec;
+    fs::remove(e.staged, ec);
+    forget_staged(e.staged);
+    e.is_staged = false;
+  }
+}
+
+void OutputSet::add_input(const fs::path& path, const std::string& what) {
+  inputs_.push_back({path, identity_of(path).resolved, what});
+}
+
+void OutputSet::add_output(const fs::path& path, const std::string& what) {
+  const std::string name = display(path);
+  if (path.empty()) throw Error(what + ": empty file name");
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::is_directory(st)) throw Error(name + ": is a folder, expected a file name (" + what + ")");
+  for (const auto& in : inputs_) {
+    if (same_file(path, in.path))
+      throw Error(name + ": " + what + " is the same file as the " + in.what + " (" + display(in.path) +
+                  "); refusing to overwrite an input");
+  }
+  for (const auto& out : outputs_) {
+    if (same_file(path, out.path))
+      throw Error(name + ": " + what + " is the same file as the " + out.what + " (" + display(out.path) +
+                  "); give each output its own file");
+  }
+  Entry e;
+  e.path = path;
+  e.what = what;
+  e.target = fs::exists(st) ? fs::canonical(path, ec) : path;
+  if (ec) e.target = path;
+  e.write_through = fs::exists(st) && !fs::is_regular_file(st);
+  if (e.write_through) {
+    if (::access(path.c_str(), W_OK) != 0) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
+  } else {
+    const fs::path dir = e.target.has_parent_path() ? e.target.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir)) throw Error(name + ": cannot write (folder " + dir.string() + " does not exist)");
+    if (::access(dir.c_str(), W_OK) != 0)
+      throw Error(name + ": cannot write (folder " + dir.string() + " is not writable)");
+    e.staged = e.target.string() + ".tmp" + std::to_string(::getpid());
+  }
+  outputs_.push_back(std::move(e));
+}
+
+OutputSet::Entry& OutputSet::find(const fs::path& output) {
+  for (auto& e : outputs_)
+    if (e.path == output) return e;
+  throw Error(display(output) + ": internal error: output was not declared");
+}
+
+const OutputSet::Entry& OutputSet::find(const fs::path& output) const {
+  return const_cast<OutputSet*>(this)->find(output);
+}
+
+fs::path OutputSet::staged_path(const fs::path& output) const {
+  const Entry& e = find(output);
+  if (!e.is_staged) throw Error(display(output) + ": internal error: nothing staged");
+  return e.staged;
+}
+
+void OutputSet::stage(const fs::path& output, const std::string& content) {
+  Entry& e = find(output);
+  if (e.write_through) {  // written at commit, when every other output is ready too
+    e.content = content;
+    e.is_staged = true;
+    return;
+  }
+  remember_staged(e.staged);
+  e.is_staged = true;
+  const int fd = ::open(e.staged.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int saved = errno;
+    discard();
+    throw Error(display(e.path) + ": cannot write (" + std::strerror(saved) + ")");
+  }
+  try {
+    write_all(fd, content.data(), content.size());
+    if (::fsync(fd) != 0) throw std::system_error(errno, std::generic_category());
+  } catch (const std::system_error& err) {
+    ::close(fd);
+    discard();
+    throw Error(display(e.path) + ": write failed (" + err.code().message() + ")");
+  }
+  if (::close(fd) != 0) {
+    const int saved = errno;
+    discard();
+    throw Error(display(e.path) + ": write failed (" + std::strerror(saved) + ")");
+  }
+}
+
+void OutputSet::commit() {
+  // Special files first: they cannot be put back, but nothing of the user's is lost in them.
+  for (auto& e : outputs_) {
+    if (!e.write_through || !e.is_staged) continue;
+    const int fd = ::open(e.target.c_str(), O_WRONLY | O_CLOEXEC);
+    try {
+      if (fd < 0) throw std::system_error(errno, std::generic_category());
+      write_all(fd, e.content.data(), e.content.size());
+      if (::close(fd) != 0) throw std::system_error(errno, std::generic_category());
+    } catch (const std::system_error& err) {
+      if (fd >= 0) ::close(fd);
+      discard();
+      throw Error(display(e.path) + ": write failed (" + err.code().message() + ")");
+    }
+    e.is_staged = false;
+  }
+  // Regular files: each existing one is kept under a hard link until every rename has succeeded.
+  struct Done {
+    Entry* entry;
+    fs::path backup;  // empty: there was no file before
+  };
+  std::vector<Done> done;
+  auto roll_back = [&] {
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      std::error_code ec;
+      if (it->backup.empty())
+        fs::remove(it->entry->target, ec);
+      else
+        fs::rename(it->backup, it->entry->target, ec);
+    }
+    discard();
+  };
+  for (auto& e : outputs_) {
+    if (e.write_through || !e.is_staged) continue;
+    Done d{&e, {}};
+    if (fs::exists(e.target)) {
+      d.backup = e.target.string() + ".old" + std::to_string(::getpid());
+      if (::link(e.target.c_str(), d.backup.c_str()) != 0) {
+        const int saved = errno;
+        roll_back();
+        throw Error(display(e.path) + ": cannot keep the previous file while replacing it (" +
+                    std::strerror(saved) + "); nothing was written");
+      }
+    }
+    if (::rename(e.staged.c_str(), e.target.c_str()) != 0) {
+      const int saved = errno;
+      if (!d.backup.empty()) ::unlink(d.backup.c_str());
+      roll_back();
+      throw Error(display(e.path) + ": cannot rename into place (" + std::strerror(saved) +
+                  "); nothing was written");
+    }
+    forget_staged(e.staged);
+    e.is_staged = false;
+    done.push_back(d);
+  }
+  for (const auto& d : done)
+    if (!d.backup.empty()) ::unlink(d.backup.c_str());
+}
+
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+void set_interrupt_message(const std::string& message) {
+  SignalBlock block;
+  const size_t n = std::min(message.size(), sizeof g_message - 1);
+  std::memcpy(g_message, message.data(), n);
+  g_message[n] = '\0';
+}
+
+}  // namespace vimvq

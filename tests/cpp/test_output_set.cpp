@@ -1,0 +1,107 @@
+// OutputSet: identity checks, staging, all-or-nothing commit, special files, clean-up.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "test_util.h"
+#include "vimvq/util/error.h"
+#include "vimvq/util/output_set.h"
+
+namespace vimvq {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+size_t entries(const fs::path& dir) {
+  size_t n = 0;
+  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it) ++n;
+  return n;
+}
+
+TEST(OutputSet, RefusesAnOutputThatIsAnInputUnderAnotherName) {
+  test::TempDir tmp;
+  write(tmp.path() / "model.pt", "weights");
+  fs::create_hard_link(tmp.path() / "model.pt", tmp.path() / "alias.pt");
+  fs::create_directory(tmp.path() / "sub");
+  OutputSet files;
+  files.add_input(tmp.path() / "model.pt", "model");
+  EXPECT_THROW(files.add_output(tmp.path() / "sub" / ".." / "model.pt", "-o"), Error);
+  EXPECT_THROW(files.add_output(tmp.path() / "alias.pt", "-o"), Error);
+  files.add_output(tmp.path() / "out.vqpk", "-o");
+  EXPECT_THROW(files.add_output(tmp.path() / "sub" / ".." / "out.vqpk", "--report"), Error);  // not there yet
+  EXPECT_THROW(files.add_output(tmp.path(), "--report"), Error);                              // a folder
+  EXPECT_THROW(files.add_output(tmp.path() / "missing" / "r.json", "--report"), Error);
+  EXPECT_EQ(read(tmp.path() / "model.pt"), "weights");
+}
+
+TEST(OutputSet, NothingAppearsBeforeCommitAndNothingStaysWithoutIt) {
+  test::TempDir tmp;
+  const fs::path a = tmp.path() / "a.json", b = tmp.path() / "b.csv";
+  {
+    OutputSet files;
+    files.add_output(a, "a");
+    files.add_output(b, "b");
+    files.stage(a, "A");
+    EXPECT_FALSE(fs::exists(a));
+    EXPECT_EQ(read(files.staged_path(a)), "A");
+  }  // destroyed without commit: a failed run
+  EXPECT_EQ(entries(tmp.path()), 0u);
+  OutputSet files;
+  files.add_output(a, "a");
+  files.add_output(b, "b");
+  files.stage(a, "A");
+  files.stage(b, "B");
+  files.commit();
+  EXPECT_EQ(read(a), "A");
+  EXPECT_EQ(read(b), "B");
+  EXPECT_EQ(entries(tmp.path()), 2u);
+}
+
+TEST(OutputSet, AFailedRenamePutsBackWhatWasThere) {
+  test::TempDir tmp;
+  const fs::path a = tmp.path() / "a.json", b = tmp.path() / "b.csv";
+  write(a, "previous");
+  OutputSet files;
+  files.add_output(a, "a");
+  files.add_output(b, "b");
+  files.stage(a, "new");
+  files.stage(b, "B");
+  fs::create_directories(b / "blocker");  // b's place is taken by a folder after the checks
+  EXPECT_THROW(files.commit(), Error);
+  EXPECT_EQ(read(a), "previous");
+  EXPECT_TRUE(fs::is_directory(b));
+  EXPECT_EQ(entries(tmp.path()), 2u);  // a and the blocking folder: no staged or backup file left
+}
+
+TEST(OutputSet, SpecialFilesAreWrittenThroughAndTheirErrorsAreErrors) {
+  {
+    OutputSet files;
+    files.add_output("/dev/null", "--predictions");
+    files.stage("/dev/null", "rows\n");
+    files.commit();
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  OutputSet files;
+  files.add_output("/dev/full", "--report");
+  files.stage("/dev/full", "{}\n");
+  try {
+    files.commit();
+    FAIL() << "writing /dev/full succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/full: write failed"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vimvq

@@ -1,0 +1,177 @@
+"""One corpus of damaged packed files, read from both sides: the C++ reader (`vimvq inspect`) and the
+Python one (scripts/read_packed.py, vimlib.packed) must refuse every designed-bad file with one
+error line, and agree (both refuse or both accept) on random damage. Every checksum is recomputed,
+so the readers' other checks are what is tested."""
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+
+from helpers import BINARY, MICRO, REPO, make_photo_folder
+from vimlib.packed import PackedFormatError, read_packed
+
+HEADER = 20
+
+
+def split(data: bytes):
+    count = struct.unpack_from("<I", data, 12)[0]
+    offset, sections = HEADER, []
+    for _ in range(count):
+        tag, _, length = struct.unpack_from("<4sIQ", data, offset)
+        sections.append([tag, data[offset + 16:offset + 16 + length]])
+        offset += 16 + length
+    return data[:HEADER], sections
+
+
+def join(header: bytes, sections, count=None) -> bytes:
+    head = bytearray(header)
+    struct.pack_into("<I", head, 12, len(sections) if count is None else count)
+    struct.pack_into("<I", head, 16, zlib.crc32(bytes(head[:16])))
+    out = bytes(head)
+    for tag, payload in sections:
+        out += struct.pack("<4sIQ", tag, zlib.crc32(payload), len(payload)) + payload
+    return out
+
+
+def edit_meta(data: bytes, edit) -> bytes:
+    header, sections = split(data)
+    meta = json.loads(sections[0][1])
+    edit(meta)
+    sections[0][1] = json.dumps(meta).encode()
+    return join(header, sections)
+
+
+def edit_sections(data: bytes, edit, count=None) -> bytes:
+    header, sections = split(data)
+    edit(sections)
+    return join(header, sections, count)
+
+
+def set_layer(key, value, index=0):
+    return lambda m: m["layers"][index].__setitem__(key, value)
+
+
+def nan_codeword(sections):
+    sections[2][1] = b"\x00\x7e" + sections[2][1][2:]
+
+
+def duplicate_first_layer(data):
+    header, sections = split(data)
+    meta = json.loads(sections[0][1])
+    meta["layers"][1] = dict(meta["layers"][0])
+    sections[0][1] = json.dumps(meta).encode()
+    sections[4], sections[5] = list(sections[2]), list(sections[3])
+    return join(header, sections)
+
+
+DESIGNED = {
+    "nan_codeword": lambda d: edit_sections(d, nan_codeword),
+    "layer_on_head": lambda d: edit_meta(d, set_layer("name", "head.weight")),
+    "layer_on_norm": lambda d: edit_meta(d, set_layer("name", "layers.0.norm.weight")),
+    "layer_in_missing_block": lambda d: edit_meta(d, set_layer("name", "layers.99.mixer.in_proj.weight")),
+    "forged_shape": lambda d: edit_meta(d, set_layer("shape", [1 << 32, 1 << 32])),
+    "huge_dimension": lambda d: edit_meta(d, set_layer("shape", [1 << 40, 1])),
+    "negative_dimension": lambda d: edit_meta(d, set_layer("shape", [-4, 8])),
+    "shape_not_a_list": lambda d: edit_meta(d, set_layer("shape", "64x32")),
+    "d_zero": lambda d: edit_meta(d, set_layer("d", 0)),
+    "d_string": lambda d: edit_meta(d, set_layer("d", "4")),
+    "groups_zero": lambda d: edit_meta(d, set_layer("groups", 0)),
+    "k_beyond_code_bits": lambda d: edit_meta(d, set_layer("k", 1 << 20)),
+    "unknown_method": lambda d: edit_meta(d, set_layer("method", "magic")),
+    "no_name": lambda d: edit_meta(d, lambda m: m["layers"][0].pop("name")),
+    "layers_not_a_list": lambda d: edit_meta(d, lambda m: m.__setitem__("layers", {"a": 1})),
+    "layer_not_an_object": lambda d: edit_meta(d, lambda m: m["layers"].__setitem__(0, 7)),
+    "no_provenance": lambda d: edit_meta(d, lambda m: m.pop("provenance")),
+    "meta_not_json": lambda d: edit_sections(d, lambda s: s[0].__setitem__(1, b"{not json")),
+    "arch_not_torchscript": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, b"junk")),
+    "swapped_tags": lambda d: edit_sections(d, lambda s: (s[2].__setitem__(0, b"CODE"), s[3].__setitem__(0, b"CBK1"))),
+    "unknown_tag": lambda d: edit_sections(d, lambda s: s[3].__setitem__(0, b"XXXX")),
+    "codes_short": lambda d: edit_sections(d, lambda s: s[3].__setitem__(1, s[3][1][:-1])),
+    "codebook_long": lambda d: edit_sections(d, lambda s: s[2].__setitem__(1, s[2][1] + b"\x00\x00")),
+    "section_count_odd": lambda d: edit_sections(d, lambda s: s.pop(), count=None),
+    "duplicate_layer": duplicate_first_layer,
+    "truncated": lambda d: d[:len(d) // 2],
+    "trailing_bytes": lambda d: d + b"\x00",
+    "bad_magic": lambda d: b"VIMVQPX\n" + d[8:],
+    "flipped_payload_byte": lambda d: d[:len(d) - 10] + bytes([d[len(d) - 10] ^ 0x40]) + d[len(d) - 9:],
+}
+
+
+@unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
+class DamagedPacked(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        data = os.path.join(cls.tmp.name, "data")
+        make_photo_folder(data)
+        cls.good = os.path.join(cls.tmp.name, "good.vqpk")
+        subprocess.run([BINARY, "quantize", MICRO, data, "-o", cls.good, "--method", "kmeans", "--calib-size", "4",
+                        "--threads", "2"], check=True, capture_output=True, timeout=300)
+        with open(cls.good, "rb") as f:
+            cls.bytes = f.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp.name, name + ".vqpk")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def cpp_refuses(self, path):
+        r = subprocess.run([BINARY, "inspect", path], capture_output=True, text=True, errors="replace", timeout=120)
+        if r.returncode == 0:
+            return False
+        lines = r.stderr.strip().splitlines()
+        self.assertTrue(lines and lines[-1].startswith("vimvq: error: ") and os.path.basename(path) in lines[-1],
+                        f"{path}: {r.stderr}")
+        return True
+
+    def python_refuses(self, path):
+        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "read_packed.py"), path],
+                           capture_output=True, text=True, errors="replace", timeout=120)
+        self.assertNotIn("Traceback", r.stderr, path)
+        if r.returncode == 0:
+            return False
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertTrue(r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr)
+        return True
+
+    def test_good_file_is_accepted_by_both(self):
+        self.assertFalse(self.cpp_refuses(self.good))
+        self.assertFalse(self.python_refuses(self.good))
+
+    def test_designed_damage_is_refused_by_both(self):
+        for name, damage in DESIGNED.items():
+            with self.subTest(name):
+                path = self.write(name, damage(self.bytes))
+                self.assertTrue(self.cpp_refuses(path), f"C++ accepted {name}")
+                self.assertTrue(self.python_refuses(path), f"Python accepted {name}")
+                with self.assertRaises(PackedFormatError):
+                    read_packed(path)
+
+    def test_random_damage_gets_the_same_answer_from_both(self):
+        rng = random.Random(11)
+        header, sections = split(self.bytes)
+        for i in range(12):
+            s = rng.randrange(len(sections))
+            payload = bytearray(sections[s][1])
+            for _ in range(rng.randint(1, 3)):
+                if payload:
+                    payload[rng.randrange(len(payload))] ^= 1 << rng.randrange(8)
+            damaged = [list(x) for x in sections]
+            damaged[s][1] = bytes(payload)
+            path = self.write(f"random{i}", join(header, damaged))
+            with self.subTest(i=i, section=s):
+                self.assertEqual(self.cpp_refuses(path), self.python_refuses(path))
+
+
+if __name__ == "__main__":
+    unittest.main()
