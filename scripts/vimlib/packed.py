@@ -121,7 +121,8 @@ def _quantizable_names(arch) -> set:
 
 
 def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.ScriptModule]:
-    """Returns (full state dict with dequantized weights, provenance, architecture module)."""
+    """Returns (full state dict with dequantized weights, provenance, architecture module with the
+    dequantized weights set)."""
     with open(path, "rb") as f:
         data = f.read()
     sections = _sections(data, path)
@@ -137,6 +138,7 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
     try:
         arch = torch.jit.load(io.BytesIO(sections[1]))
         quantizable = _quantizable_names(arch)
+        json.loads(arch.metadata())["input"]["image_size"]
     except Exception as e:  # noqa: BLE001 - TorchScript raises many kinds; all mean "damaged"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackedFormatError(f"{path}: packed architecture does not load: {first}") from None
@@ -161,4 +163,29 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
             raise PackedFormatError(f"{path}: layer {name} has no empty placeholder in the architecture")
         seen.add(name)
         state[name] = weight
+    _probe(arch, state, quantizable, path)
     return state, provenance, arch
+
+
+def _probe(arch, state, quantizable, path):
+    """Sets the stored weights into the architecture and runs one image of zeros through it, as the
+    C++ reader's load does: a layer whose shape does not fit the architecture fails here."""
+    meta = json.loads(arch.metadata())
+    size, channels = meta["input"]["image_size"], meta["input"]["channels"]
+    for name in quantizable & set(state):
+        if state[name].numel() == 0:
+            continue
+        owner = arch
+        *parents, leaf = name.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        setattr(owner, leaf, state[name])
+    try:
+        with torch.no_grad():
+            out = arch(torch.zeros(1, channels, size, size))
+    except Exception as e:  # noqa: BLE001 - a shape error surfaces as a TorchScript RuntimeError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PackedFormatError(f"{path}: the stored layers do not fit the architecture: {first}") from None
+    if tuple(out.shape) != (1, meta["num_classes"]):
+        raise PackedFormatError(f"{path}: the architecture's head does not give num_classes scores")
+

@@ -109,6 +109,13 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
   return 0;
 }
 
+// A resume state lives beside a regular output file; writing to a device or a pipe keeps none.
+bool keeps_resume_state(const std::string& output) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(output, ec);
+  return !std::filesystem::exists(st) || std::filesystem::is_regular_file(st);
+}
+
 // Where the run starts: the resume state with --resume (refused when made with other inputs),
 // otherwise the first block.
 std::optional<calib::ResumePoint> resume_point(const QuantizeOptions& o, const std::string& state,
@@ -151,6 +158,28 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   return result;
 }
 
+// The calibration with its resume state beside the output: continued from it with --resume,
+// refreshed after each block (SIGINT then says where it is).
+calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const calib::CalibrationParams& p,
+                                             model::VimModel& model, const CalibrationImages& calibration,
+                                             const std::vector<calib::LayerRecord>& planned, int threads,
+                                             const c10::Device& device, calib::Profiler* profiler) {
+  const std::string state = resume_state_path(o.output);
+  const bool resumable = keeps_resume_state(o.output);
+  if (o.resume && !resumable) throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
+  const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
+  const auto resume = resume_point(o, state, fingerprint);
+  auto checkpoint = [&](const calib::ResumePoint& point) {
+    if (!resumable) return;
+    write_resume_state(state, fingerprint, point);
+    set_interrupt_message(strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
+                                    "command with --resume to continue",
+                                    o.model.c_str(), point.next_block - 1, state.c_str()));
+  };
+  return calibrate(model, calibration.images.to(device), p, planned, profiler, resume ? &*resume : nullptr,
+                   checkpoint);
+}
+
 format::PackedCheckpoint packed_checkpoint(const QuantizeOptions& o, const calib::CalibrationParams& p,
                                            model::VimModel& model, calib::CalibrationResult& result,
                                            const CalibrationImages& calibration) {
@@ -179,13 +208,6 @@ double peak_memory_mb() {
 
 std::filesystem::path markdown_beside(const std::string& report) {
   return std::filesystem::path(report).replace_extension(".md");
-}
-
-// A resume state lives beside a regular output file; writing to a device or a pipe keeps none.
-bool keeps_resume_state(const std::string& output) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(output, ec);
-  return !std::filesystem::exists(st) || std::filesystem::is_regular_file(st);
 }
 
 // Every file the run reads, and the ones it will write: refused now if any two are the same.
@@ -245,21 +267,8 @@ int run_quantize(const QuantizeOptions& o) {
                       calibration.list_hash.c_str()));
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
-  const std::string state = resume_state_path(o.output);
-  const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
-  const auto resume = resume_point(o, state, fingerprint);
-  const bool resumable = keeps_resume_state(o.output);
-  if (o.resume && !resumable) throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
-  auto checkpoint = [&](const calib::ResumePoint& point) {
-    if (!resumable) return;
-    write_resume_state(state, fingerprint, point);
-    set_interrupt_message(strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
-                                    "command with --resume to continue",
-                                    o.model.c_str(), point.next_block - 1, state.c_str()));
-  };
-  calib::CalibrationResult result = calibrate(model, calibration.images.to(device), p, planned,
-                                              profiler ? &*profiler : nullptr, resume ? &*resume : nullptr,
-                                              checkpoint);
+  calib::CalibrationResult result =
+      calibrate_resumably(o, p, model, calibration, planned, threads, device, profiler ? &*profiler : nullptr);
   format::SizeBreakdown sizes;
   files.stage(o.output, format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));
   log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
@@ -282,7 +291,7 @@ int run_quantize(const QuantizeOptions& o) {
   stage_reports(o, r, files);
   files.commit();
   std::error_code ec;
-  std::filesystem::remove(state, ec);  // the run is complete: nothing to resume
+  std::filesystem::remove(resume_state_path(o.output), ec);  // the run is complete: nothing to resume
   log::info("wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string()));
   return 0;
 }

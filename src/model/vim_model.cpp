@@ -17,6 +17,14 @@ std::pair<at::Tensor, at::Tensor> as_pair(const c10::IValue& v, const std::strin
   return {e[0].toTensor(), e[1].toTensor()};
 }
 
+// TorchScript's interpreter errors end with the Python-style exception line ("RuntimeError: ...").
+std::string last_line(const std::string& text) {
+  size_t end = text.find_last_not_of(" \n");
+  if (end == std::string::npos) return text;
+  const size_t start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
+}
+
 }  // namespace
 
 VimModel::VimModel(std::string path, torch::jit::Module module, ModelMetadata metadata, c10::Device device)
@@ -90,11 +98,10 @@ void VimModel::check_head_width() {
   at::Tensor out;
   try {
     out = forward(probe);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw Error(path_ + ": breaks the vimvq model contract: a " + std::to_string(metadata_.image_size) +
-                "x" + std::to_string(metadata_.image_size) + " image (metadata input.image_size) fails: " +
-                what.substr(0, what.find('\n')));
+  } catch (const std::exception& e) {  // c10::Error, or the interpreter's JITException
+    throw Error(path_ + ": breaks the vimvq model contract: a " + std::to_string(metadata_.image_size) + "x" +
+                std::to_string(metadata_.image_size) +
+                " image (metadata input.image_size) does not go through it: " + last_line(e.what()));
   }
   if (out.dim() != 2 || out.size(0) != 1 || out.size(1) != metadata_.num_classes) {
     throw Error(path_ + ": metadata: num_classes is " + std::to_string(metadata_.num_classes) +

@@ -76,6 +76,7 @@ DESIGNED = {
     "layer_in_missing_block": lambda d: edit_meta(d, set_layer("name", "layers.99.mixer.in_proj.weight")),
     "forged_shape": lambda d: edit_meta(d, set_layer("shape", [1 << 32, 1 << 32])),
     "huge_dimension": lambda d: edit_meta(d, set_layer("shape", [1 << 40, 1])),
+    "shape_transposed": lambda d: edit_meta(d, lambda m: m["layers"][0].__setitem__("shape", m["layers"][0]["shape"][::-1])),
     "negative_dimension": lambda d: edit_meta(d, set_layer("shape", [-4, 8])),
     "shape_not_a_list": lambda d: edit_meta(d, set_layer("shape", "64x32")),
     "d_zero": lambda d: edit_meta(d, set_layer("d", 0)),

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The sanitizer run (CI runs it after the test command): the project's C++ code built with
+# AddressSanitizer and UndefinedBehaviorSanitizer in build-asan (no CUDA kernels), then the whole
+# C++ test suite and each fuzz target (VIMVQ_FUZZ_SECONDS each, default 40) under them. LibTorch is
+# not instrumented. The Python and CLI tests do not run here (they would need the sanitizer
+# runtime preloaded into Python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+torch_prefix=$(.venv/bin/python -c "import os, torch; print(torch.utils.cmake_prefix_path + ';' + os.path.dirname(torch.__file__))")
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
+  -DVIMVQ_SANITIZE=ON -DVIMVQ_CUDA=OFF -DVIMVQ_NATIVE=ON > build-asan.configure.log
+cmake --build build-asan -j "$(nproc)" --target vimvq_tests vimvq_fuzz
+
+# LibTorch keeps its globals to the end (leak reports would be its own), and its wheel carries
+# copies of libstdc++ symbols that ASan's ODR check would call violations.
+export ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:alloc_dealloc_mismatch=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fixture=build-asan/fixtures/micro.vqpk
+mkdir -p build-asan/fixtures
+VIMVQ_PACKED_FIXTURE=$fixture build-asan/vimvq_tests --gtest_brief=1
+seconds=${VIMVQ_FUZZ_SECONDS:-40}
+build-asan/vimvq_fuzz jpeg --seconds "$seconds" tests/data/fuzz/*.jpg
+build-asan/vimvq_fuzz png --seconds "$seconds" tests/data/fuzz/*.png
+build-asan/vimvq_fuzz packed --seconds "$seconds" "$fixture"
+echo "sanitize.sh: C++ tests and fuzz targets clean under ASan+UBSan"
