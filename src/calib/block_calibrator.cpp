@@ -170,9 +170,10 @@ void BlockCalibrator::time_reference_steps(int steps) {
     const int64_t start = (s * rows) % std::max<int64_t>(1, n - rows + 1);
     profiler_->synchronize();
     const auto t0 = std::chrono::steady_clock::now();
-    const at::Tensor out =
-        model_.block(block_, in_.hidden.slice(0, start, start + rows), in_.residual.slice(0, start, start + rows))
-            .first;
+    const at::Tensor out = model_
+                               .block(block_, in_.hidden.slice(0, start, start + rows),
+                                      in_.residual.slice(0, start, start + rows))
+                               .first;
     (out - target_.slice(0, start, start + rows)).square().mean().backward();
     for (auto& l : leaves) l.mutable_grad() = at::Tensor();
     profiler_->synchronize();
@@ -215,7 +216,8 @@ void BlockCalibrator::step(int /*index*/, const StepPlan& plan, const at::Tensor
 
 void BlockCalibrator::apply(int step, const vq::Event& event) {
   const bool report = reported(event);
-  const bool periodic = event.kind == vq::EventKind::kHullUpdate || event.kind == vq::EventKind::kConfirmAbove;
+  const bool periodic =
+      event.kind == vq::EventKind::kHullUpdate || event.kind == vq::EventKind::kConfirmAbove;
   ScopedPhase t(profiler_, block_, periodic ? Phase::kHullUpdate : Phase::kConfirm);
   Confirmation c;
   if (report) {

@@ -6,18 +6,30 @@ namespace vimvq::calib {
 
 const char* phase_name(Phase phase) {
   switch (phase) {
-    case Phase::kTargets: return "targets";
-    case Phase::kImportances: return "importances";
-    case Phase::kInit: return "init";
-    case Phase::kSoftWeights: return "soft_weights";
-    case Phase::kForward: return "forward";
-    case Phase::kBackward: return "backward";
-    case Phase::kOptimiser: return "optimiser";
-    case Phase::kHullUpdate: return "hull_update";
-    case Phase::kConfirm: return "confirm";
-    case Phase::kFinish: return "finish";
-    case Phase::kChainAdvance: return "chain_advance";
-    case Phase::kCount: break;
+    case Phase::kTargets:
+      return "targets";
+    case Phase::kImportances:
+      return "importances";
+    case Phase::kInit:
+      return "init";
+    case Phase::kSoftWeights:
+      return "soft_weights";
+    case Phase::kForward:
+      return "forward";
+    case Phase::kBackward:
+      return "backward";
+    case Phase::kOptimiser:
+      return "optimiser";
+    case Phase::kHullUpdate:
+      return "hull_update";
+    case Phase::kConfirm:
+      return "confirm";
+    case Phase::kFinish:
+      return "finish";
+    case Phase::kChainAdvance:
+      return "chain_advance";
+    case Phase::kCount:
+      break;
   }
   return "?";
 }

@@ -28,12 +28,9 @@ json record_json(const BlockRecord& b) {
                              {"loss_after", c.loss_after},
                              {"truncation_error", c.truncation_error}});
   }
-  return {{"index", b.index},
-          {"loss_init", b.loss_init},
-          {"loss_final", b.loss_final},
-          {"confirmed_fraction", b.confirmed_fraction},
-          {"seconds", b.seconds},
-          {"confirmations", confirmations}};
+  return {{"index", b.index},           {"loss_init", b.loss_init},
+          {"loss_final", b.loss_final}, {"confirmed_fraction", b.confirmed_fraction},
+          {"seconds", b.seconds},       {"confirmations", confirmations}};
 }
 
 LayerRecord layer_record_from_json(const json& j) {

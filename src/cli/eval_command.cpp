@@ -13,8 +13,8 @@
 #include "vimvq/format/load_model.h"
 #include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
-#include "vimvq/util/output_set.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/output_set.h"
 #include "vimvq/util/strprintf.h"
 
 namespace vimvq::cli {

@@ -20,8 +20,8 @@
 #include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
 #include "vimvq/report/quantize_report.h"
-#include "vimvq/util/output_set.h"
 #include "vimvq/util/error.h"
+#include "vimvq/util/output_set.h"
 #include "vimvq/util/strprintf.h"
 
 namespace vimvq::cli {
@@ -78,7 +78,8 @@ void check_against_plan(const std::vector<calib::LayerRecord>& planned,
 }
 
 report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string& packed_path,
-                                     const model::ModelMetadata& meta, int threads, const c10::Device& device) {
+                                     const model::ModelMetadata& meta, int threads,
+                                     const c10::Device& device) {
   auto quantized = format::load_model(packed_path, device);  // exactly what will be committed
   auto original = format::load_model(o.model, device);
   data::Dataset ds = data::open_dataset(*o.eval_data, std::nullopt, meta.class_names);
@@ -166,15 +167,17 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
                                              const c10::Device& device, calib::Profiler* profiler) {
   const std::string state = resume_state_path(o.output);
   const bool resumable = keeps_resume_state(o.output);
-  if (o.resume && !resumable) throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
+  if (o.resume && !resumable)
+    throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
   const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
   const auto resume = resume_point(o, state, fingerprint);
   auto checkpoint = [&](const calib::ResumePoint& point) {
     if (!resumable) return;
     write_resume_state(state, fingerprint, point);
-    set_interrupt_message(strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
-                                    "command with --resume to continue",
-                                    o.model.c_str(), point.next_block - 1, state.c_str()));
+    set_interrupt_message(
+        strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
+                  "command with --resume to continue",
+                  o.model.c_str(), point.next_block - 1, state.c_str()));
   };
   return calibrate(model, calibration.images.to(device), p, planned, profiler, resume ? &*resume : nullptr,
                    checkpoint);
@@ -267,13 +270,14 @@ int run_quantize(const QuantizeOptions& o) {
                       calibration.list_hash.c_str()));
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
-  calib::CalibrationResult result =
-      calibrate_resumably(o, p, model, calibration, planned, threads, device, profiler ? &*profiler : nullptr);
+  calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,
+                                                        profiler ? &*profiler : nullptr);
   format::SizeBreakdown sizes;
-  files.stage(o.output, format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));
+  files.stage(o.output,
+              format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));
   log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
-                      o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6, sizes.codebook_bytes / 1e6,
-                      sizes.architecture_bytes / 1e6));
+                      o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
+                      sizes.codebook_bytes / 1e6, sizes.architecture_bytes / 1e6));
   r.model = o.model;
   r.output = o.output;
   r.calibration_folder = o.calib;

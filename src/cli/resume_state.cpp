@@ -38,7 +38,8 @@ at::Tensor from_hex(const std::string& s, const std::string& path) {
   if (s.size() % 2) throw Error(path + ": resume state: damaged generator state");
   at::Tensor t = at::empty({static_cast<int64_t>(s.size() / 2)}, at::kByte);
   auto* p = t.data_ptr<uint8_t>();
-  for (size_t i = 0; i < s.size(); i += 2) p[i / 2] = static_cast<uint8_t>(nibble(s[i]) * 16 + nibble(s[i + 1]));
+  for (size_t i = 0; i < s.size(); i += 2)
+    p[i / 2] = static_cast<uint8_t>(nibble(s[i]) * 16 + nibble(s[i + 1]));
   return t;
 }
 
@@ -67,7 +68,8 @@ std::string run_fingerprint(const std::string& model_path, const at::Tensor& ima
   return hex64(h);
 }
 
-void write_resume_state(const std::string& path, const std::string& fingerprint, const calib::ResumePoint& point) {
+void write_resume_state(const std::string& path, const std::string& fingerprint,
+                        const calib::ResumePoint& point) {
   format::PackedCheckpoint state;
   state.layers = point.done.layers;
   nlohmann::json layers = nlohmann::json::array(), blocks = nlohmann::json::array();
@@ -96,7 +98,8 @@ calib::ResumePoint read_resume_state(const std::string& path, const std::string&
     }
     point.next_block = r.at("next_block").get<int>();
     point.generator_state = from_hex(r.at("generator_state").get<std::string>(), path);
-    for (const auto& l : r.at("layer_records")) point.done.layer_records.push_back(calib::layer_record_from_json(l));
+    for (const auto& l : r.at("layer_records"))
+      point.done.layer_records.push_back(calib::layer_record_from_json(l));
     for (const auto& b : r.at("block_records")) point.done.blocks.push_back(calib::block_record_from_json(b));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a vimvq resume state (" + e.what() + ")");

@@ -35,8 +35,8 @@ int configure_threads(int requested) {
   // Far more threads than cores only thrash (1000 made eval hang): a typo, refused.
   const int most = std::max(8, 4 * cores);
   if (requested < 0 || requested > most) {
-    throw Error("--threads " + std::to_string(requested) + ": expected 0 (all cores) to " + std::to_string(most) +
-                " on this machine (" + std::to_string(cores) + " cores)");
+    throw Error("--threads " + std::to_string(requested) + ": expected 0 (all cores) to " +
+                std::to_string(most) + " on this machine (" + std::to_string(cores) + " cores)");
   }
   const int n = requested > 0 ? requested : cores;
   at::set_num_threads(n);

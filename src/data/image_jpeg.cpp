@@ -5,8 +5,8 @@
 #include <string>
 
 // clang-format off: jpeglib.h needs size_t and FILE declared before it.
-#include <jpeglib.h>
 #include <jerror.h>
+#include <jpeglib.h>
 // clang-format on
 
 #include "src/data/image_codecs.h"

@@ -298,7 +298,8 @@ void check_layer_names(const torch::jit::Module& arch, const std::vector<vq::Qua
     const auto meta = nlohmann::json::parse(copy.get_method("metadata")({}).toStringRef());
     const int blocks = meta.at("num_blocks").get<int>();
     for (const auto& local : meta.at("quantizable_layers"))
-      for (int b = 0; b < blocks; ++b) quantizable.insert("layers." + std::to_string(b) + "." + local.get<std::string>());
+      for (int b = 0; b < blocks; ++b)
+        quantizable.insert("layers." + std::to_string(b) + "." + local.get<std::string>());
   } catch (const std::exception& e) {
     throw Error(std::string("packed architecture has no readable metadata: ") + e.what());
   }

@@ -6,6 +6,45 @@
 #include "vimvq/util/error.h"
 
 namespace vimvq::model {
+namespace {
+
+// Values a well-typed metadata can still get wrong; every one would break preprocessing or the
+// class-indexed reports later, far from the file.
+void check_values(const ModelMetadata& m, const std::string& where) {
+  if (m.preprocess.channels != 1 && m.preprocess.channels != 3)
+    throw Error(where + "input channels must be 1 or 3");
+  if (static_cast<int>(m.preprocess.mean.size()) != m.preprocess.channels ||
+      static_cast<int>(m.preprocess.std.size()) != m.preprocess.channels) {
+    throw Error(where + "mean/std need one value per input channel");
+  }
+  for (int ch = 0; ch < m.preprocess.channels; ++ch) {
+    if (!std::isfinite(m.preprocess.mean[ch]))
+      throw Error(where + "input.mean[" + std::to_string(ch) + "] is not a finite number");
+    if (!std::isfinite(m.preprocess.std[ch]) || !(m.preprocess.std[ch] > 1e-6f))
+      throw Error(where + "input.std[" + std::to_string(ch) +
+                  "] must be a positive number (it divides the pixels)");
+  }
+  constexpr int kMaxSide = 8192;
+  for (const auto& [name, v] : {std::pair<const char*, int>{"input.resize", m.preprocess.resize},
+                                {"input.crop", m.preprocess.crop},
+                                {"input.image_size", m.image_size}}) {
+    if (v < 1 || v > kMaxSide)
+      throw Error(where + name + " is " + std::to_string(v) + " (expected 1 to " + std::to_string(kMaxSide) +
+                  ")");
+  }
+  if (m.preprocess.crop > m.preprocess.resize) throw Error(where + "input.crop is larger than input.resize");
+  if (m.interpolation != "bicubic")
+    throw Error(where + "interpolation '" + m.interpolation + "' is not supported");
+  if (m.preprocess.crop != m.image_size) throw Error(where + "crop size differs from the model's image size");
+  if (m.num_classes < 1 || m.num_blocks < 1 || m.num_classes > 1000000 || m.num_blocks > 10000)
+    throw Error(where + "num_classes and num_blocks must be positive (and at most 10^6 and 10^4)");
+  if (!m.class_names.empty() && static_cast<int>(m.class_names.size()) != m.num_classes) {
+    throw Error(where + "class_names has " + std::to_string(m.class_names.size()) + " entries for " +
+                std::to_string(m.num_classes) + " classes");
+  }
+}
+
+}  // namespace
 
 ModelMetadata parse_metadata(const std::string& json_text, const std::string& source) {
   ModelMetadata m;
@@ -42,35 +81,7 @@ ModelMetadata parse_metadata(const std::string& json_text, const std::string& so
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + e.what());
   }
-  if (m.preprocess.channels != 1 && m.preprocess.channels != 3)
-    throw Error(where + "input channels must be 1 or 3");
-  if (static_cast<int>(m.preprocess.mean.size()) != m.preprocess.channels ||
-      static_cast<int>(m.preprocess.std.size()) != m.preprocess.channels) {
-    throw Error(where + "mean/std need one value per input channel");
-  }
-  for (int ch = 0; ch < m.preprocess.channels; ++ch) {
-    if (!std::isfinite(m.preprocess.mean[ch]))
-      throw Error(where + "input.mean[" + std::to_string(ch) + "] is not a finite number");
-    if (!std::isfinite(m.preprocess.std[ch]) || !(m.preprocess.std[ch] > 1e-6f))
-      throw Error(where + "input.std[" + std::to_string(ch) + "] must be a positive number (it divides the pixels)");
-  }
-  constexpr int kMaxSide = 8192;
-  for (const auto& [name, v] : {std::pair<const char*, int>{"input.resize", m.preprocess.resize},
-                                {"input.crop", m.preprocess.crop}, {"input.image_size", m.image_size}}) {
-    if (v < 1 || v > kMaxSide)
-      throw Error(where + name + " is " + std::to_string(v) + " (expected 1 to " + std::to_string(kMaxSide) + ")");
-  }
-  if (m.preprocess.crop > m.preprocess.resize)
-    throw Error(where + "input.crop is larger than input.resize");
-  if (m.interpolation != "bicubic")
-    throw Error(where + "interpolation '" + m.interpolation + "' is not supported");
-  if (m.preprocess.crop != m.image_size) throw Error(where + "crop size differs from the model's image size");
-  if (m.num_classes < 1 || m.num_blocks < 1 || m.num_classes > 1000000 || m.num_blocks > 10000)
-    throw Error(where + "num_classes and num_blocks must be positive (and at most 10^6 and 10^4)");
-  if (!m.class_names.empty() && static_cast<int>(m.class_names.size()) != m.num_classes) {
-    throw Error(where + "class_names has " + std::to_string(m.class_names.size()) + " entries for " +
-                std::to_string(m.num_classes) + " classes");
-  }
+  check_values(m, where);
   return m;
 }
 

@@ -23,7 +23,8 @@ json profile_json(const calib::Profile& p) {
   json blocks = json::array();
   for (const auto& b : p.blocks) {
     json phases;
-    for (int i = 0; i < calib::kPhaseCount; ++i) phases[calib::phase_name(static_cast<Phase>(i))] = b.seconds[i];
+    for (int i = 0; i < calib::kPhaseCount; ++i)
+      phases[calib::phase_name(static_cast<Phase>(i))] = b.seconds[i];
     blocks.push_back({{"block", b.block},
                       {"seconds", phases},
                       {"steps", b.steps},
@@ -39,9 +40,10 @@ json profile_json(const calib::Profile& p) {
 
 std::string profile_markdown(const calib::Profile& p) {
   std::ostringstream md;
-  md << strprintf("\n## Profile\n\nembedding %.2f s. Per calibrated block: seconds per phase, then per step "
-                  "(ms, steps after the first).\n\n",
-                  p.embed_seconds);
+  md << strprintf(
+      "\n## Profile\n\nembedding %.2f s. Per calibrated block: seconds per phase, then per step "
+      "(ms, steps after the first).\n\n",
+      p.embed_seconds);
   md << "| block | targets | importances | init | warm-up | steps | soft w | forward | backward | optimiser "
         "| hull+check | confirm | finish | chain | step ms | plain f+b ms | ratio |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -49,13 +51,15 @@ std::string profile_markdown(const calib::Profile& p) {
     if (b.steps == 0) continue;
     const double per = 1e3 / static_cast<double>(b.steps);
     md << strprintf(
-        "| %d | %.2f | %.2f | %.2f | %.2f | %lld | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.1f "
+        "| %d | %.2f | %.2f | %.2f | %.2f | %lld | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | "
+        "%.1f "
         "| %.1f | %.2f |\n",
         b.block, seconds(b, Phase::kTargets), seconds(b, Phase::kImportances), seconds(b, Phase::kInit),
         b.warmup_seconds, static_cast<long long>(b.steps), per * seconds(b, Phase::kSoftWeights),
-        per * seconds(b, Phase::kForward), per * seconds(b, Phase::kBackward), per * seconds(b, Phase::kOptimiser),
-        seconds(b, Phase::kHullUpdate), seconds(b, Phase::kConfirm), seconds(b, Phase::kFinish),
-        seconds(b, Phase::kChainAdvance), 1e3 * b.step_seconds(), 1e3 * b.reference_step_seconds, ratio(b));
+        per * seconds(b, Phase::kForward), per * seconds(b, Phase::kBackward),
+        per * seconds(b, Phase::kOptimiser), seconds(b, Phase::kHullUpdate), seconds(b, Phase::kConfirm),
+        seconds(b, Phase::kFinish), seconds(b, Phase::kChainAdvance), 1e3 * b.step_seconds(),
+        1e3 * b.reference_step_seconds, ratio(b));
   }
   return md.str();
 }

@@ -153,10 +153,12 @@ void OutputSet::add_output(const fs::path& path, const std::string& what) {
   if (ec) e.target = path;
   e.write_through = fs::exists(st) && !fs::is_regular_file(st);
   if (e.write_through) {
-    if (::access(path.c_str(), W_OK) != 0) throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
+    if (::access(path.c_str(), W_OK) != 0)
+      throw Error(name + ": cannot write (" + std::strerror(errno) + ")");
   } else {
     const fs::path dir = e.target.has_parent_path() ? e.target.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir)) throw Error(name + ": cannot write (folder " + dir.string() + " does not exist)");
+    if (!fs::is_directory(dir))
+      throw Error(name + ": cannot write (folder " + dir.string() + " does not exist)");
     if (::access(dir.c_str(), W_OK) != 0)
       throw Error(name + ": cannot write (folder " + dir.string() + " is not writable)");
     e.staged = e.target.string() + ".tmp" + std::to_string(::getpid());

@@ -73,7 +73,8 @@ void fix_checksums(Bytes& b) {
 void fix_png_crcs(Bytes& b) {
   size_t at = 8;  // the signature
   while (b.size() - at >= 12 && at < b.size()) {
-    const uint32_t length = (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];
+    const uint32_t length =
+        (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];
     if (length > b.size() - at - 12) return;
     const uint32_t crc = static_cast<uint32_t>(crc32(0, &b[at + 4], length + 4));
     for (int i = 0; i < 4; ++i) b[at + 8 + length + i] = static_cast<uint8_t>(crc >> (24 - 8 * i));
@@ -138,7 +139,8 @@ bool read_once(const std::string& target, const Bytes& input, const std::string&
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: vimvq_fuzz packed|jpeg|png (--runs N | --seconds S) [--seed N] SEED_FILE...\n");
+    std::fprintf(stderr,
+                 "usage: vimvq_fuzz packed|jpeg|png (--runs N | --seconds S) [--seed N] SEED_FILE...\n");
     return 2;
   }
   g_target = argv[1];
@@ -184,8 +186,8 @@ int main(int argc, char** argv) {
     } catch (const vimvq::Error&) {
       ++refused;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "vimvq_fuzz: %s reader threw something other than vimvq::Error: %s\n", g_target.c_str(),
-                   e.what());
+      std::fprintf(stderr, "vimvq_fuzz: %s reader threw something other than vimvq::Error: %s\n",
+                   g_target.c_str(), e.what());
       save_failure();
       ::unlink(scratch.c_str());
       return 1;
@@ -194,7 +196,9 @@ int main(int argc, char** argv) {
   }
   ::unlink(scratch.c_str());
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("vimvq_fuzz %s: %lld runs in %.1f s (%.0f/s), %lld accepted, %lld refused, seed %llu, no failure\n",
-              g_target.c_str(), done, elapsed, done / elapsed, accepted, refused, static_cast<unsigned long long>(seed));
+  std::printf(
+      "vimvq_fuzz %s: %lld runs in %.1f s (%.0f/s), %lld accepted, %lld refused, seed %llu, no failure\n",
+      g_target.c_str(), done, elapsed, done / elapsed, accepted, refused,
+      static_cast<unsigned long long>(seed));
   return 0;
 }

@@ -33,9 +33,9 @@ struct ResumePoint {
 };
 
 struct Callbacks {
-  std::function<void(const LayerRecord&)> on_layer;  // as each layer is finished
-  std::function<void(const BlockRecord&)> on_block;  // as each block is finished
-  std::function<void(int64_t steps)> advance;        // optimisation steps done (progress bar)
+  std::function<void(const LayerRecord&)> on_layer;       // as each layer is finished
+  std::function<void(const BlockRecord&)> on_block;       // as each block is finished
+  std::function<void(int64_t steps)> advance;             // optimisation steps done (progress bar)
   std::function<void(const ResumePoint&)> on_checkpoint;  // after each calibrated block
 };
 

@@ -39,7 +39,7 @@ class OutputSet {
     std::filesystem::path path;    // as given, for messages
     std::filesystem::path target;  // where it goes (symbolic links resolved)
     std::string what;
-    bool write_through = false;  // an existing non-regular file
+    bool write_through = false;    // an existing non-regular file
     std::filesystem::path staged;  // the temporary file beside the target
     std::string content;           // write-through outputs wait in memory for commit()
     bool is_staged = false;
