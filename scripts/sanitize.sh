@@ -7,15 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_prefix=$(.venv/bin/python -c "import os, torch; print(torch.utils.cmake_prefix_path + ';' + os.path.dirname(torch.__file__))")
+mkdir -p build-asan
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
-  -DVIMVQ_SANITIZE=ON -DVIMVQ_CUDA=OFF -DVIMVQ_NATIVE=ON > build-asan.configure.log
+  -DVIMVQ_SANITIZE=ON -DVIMVQ_CUDA=OFF -DVIMVQ_NATIVE=ON > build-asan/configure.log
 cmake --build build-asan -j "$(nproc)" --target vimvq_tests vimvq_fuzz
 
 # LibTorch keeps its globals to the end (leak reports would be its own), and its wheel carries
 # copies of libstdc++ symbols that ASan's ODR check would call violations.
 export ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:alloc_dealloc_mismatch=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-fixture=build-asan/fixtures/micro.vqpk
+fixture=build-asan/fixtures/micro.vqpk  # written by the suite's PackedFormat.WriteCrossLanguageFixture
 mkdir -p build-asan/fixtures
 VIMVQ_PACKED_FIXTURE=$fixture build-asan/vimvq_tests --gtest_brief=1
 seconds=${VIMVQ_FUZZ_SECONDS:-40}

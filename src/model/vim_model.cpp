@@ -19,11 +19,11 @@ std::pair<at::Tensor, at::Tensor> as_pair(const c10::IValue& v, const std::strin
 
 // TorchScript's interpreter errors end with the Python-style exception line ("RuntimeError: ...").
 std::string last_line(const std::string& text) {
-  size_t end = text.find_last_not_of(" \n");
+  const size_t end = text.find_last_not_of(" \n");
   if (end == std::string::npos) return text;
-  const size_t start = text.rfind('\n', end);
-  return text.substr(start == std::string::npos ? 0 : start + 1,
-                     end + 1 - (start == std::string::npos ? 0 : start + 1));
+  const size_t newline = text.rfind('\n', end);
+  const size_t start = newline == std::string::npos ? 0 : newline + 1;
+  return text.substr(start, end + 1 - start);
 }
 
 }  // namespace

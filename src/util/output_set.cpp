@@ -5,11 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "vimvq/util/error.h"
 
@@ -104,8 +105,6 @@ Identity identity_of(const fs::path& p) {
   return id;
 }
 
-std::string display(const fs::path& p) { return p.string(); }
-
 bool same_file(const fs::path& a, const fs::path& b) {
   const Identity x = identity_of(a), y = identity_of(b);
   if (x.exists && y.exists) return x.dev == y.dev && x.ino == y.ino;
@@ -126,24 +125,22 @@ void OutputSet::discard() {
   }
 }
 
-void OutputSet::add_input(const fs::path& path, const std::string& what) {
-  inputs_.push_back({path, identity_of(path).resolved, what});
-}
+void OutputSet::add_input(const fs::path& path, const std::string& what) { inputs_.push_back({path, what}); }
 
 void OutputSet::add_output(const fs::path& path, const std::string& what) {
-  const std::string name = display(path);
+  const std::string name = path.string();
   if (path.empty()) throw Error(what + ": empty file name");
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (fs::is_directory(st)) throw Error(name + ": is a folder, expected a file name (" + what + ")");
   for (const auto& in : inputs_) {
     if (same_file(path, in.path))
-      throw Error(name + ": " + what + " is the same file as the " + in.what + " (" + display(in.path) +
+      throw Error(name + ": " + what + " is the same file as the " + in.what + " (" + in.path.string() +
                   "); refusing to overwrite an input");
   }
   for (const auto& out : outputs_) {
     if (same_file(path, out.path))
-      throw Error(name + ": " + what + " is the same file as the " + out.what + " (" + display(out.path) +
+      throw Error(name + ": " + what + " is the same file as the " + out.what + " (" + out.path.string() +
                   "); give each output its own file");
   }
   Entry e;
@@ -169,7 +166,7 @@ void OutputSet::add_output(const fs::path& path, const std::string& what) {
 OutputSet::Entry& OutputSet::find(const fs::path& output) {
   for (auto& e : outputs_)
     if (e.path == output) return e;
-  throw Error(display(output) + ": internal error: output was not declared");
+  throw Error(output.string() + ": internal error: output was not declared");
 }
 
 const OutputSet::Entry& OutputSet::find(const fs::path& output) const {
@@ -178,7 +175,7 @@ const OutputSet::Entry& OutputSet::find(const fs::path& output) const {
 
 fs::path OutputSet::staged_path(const fs::path& output) const {
   const Entry& e = find(output);
-  if (!e.is_staged) throw Error(display(output) + ": internal error: nothing staged");
+  if (!e.is_staged) throw Error(output.string() + ": internal error: nothing staged");
   return e.staged;
 }
 
@@ -195,7 +192,7 @@ void OutputSet::stage(const fs::path& output, const std::string& content) {
   if (fd < 0) {
     const int saved = errno;
     discard();
-    throw Error(display(e.path) + ": cannot write (" + std::strerror(saved) + ")");
+    throw Error(e.path.string() + ": cannot write (" + std::strerror(saved) + ")");
   }
   try {
     write_all(fd, content.data(), content.size());
@@ -203,12 +200,12 @@ void OutputSet::stage(const fs::path& output, const std::string& content) {
   } catch (const std::system_error& err) {
     ::close(fd);
     discard();
-    throw Error(display(e.path) + ": write failed (" + err.code().message() + ")");
+    throw Error(e.path.string() + ": write failed (" + err.code().message() + ")");
   }
   if (::close(fd) != 0) {
     const int saved = errno;
     discard();
-    throw Error(display(e.path) + ": write failed (" + std::strerror(saved) + ")");
+    throw Error(e.path.string() + ": write failed (" + std::strerror(saved) + ")");
   }
 }
 
@@ -224,7 +221,7 @@ void OutputSet::commit() {
     } catch (const std::system_error& err) {
       if (fd >= 0) ::close(fd);
       discard();
-      throw Error(display(e.path) + ": write failed (" + err.code().message() + ")");
+      throw Error(e.path.string() + ": write failed (" + err.code().message() + ")");
     }
     e.is_staged = false;
   }
@@ -252,7 +249,7 @@ void OutputSet::commit() {
       if (::link(e.target.c_str(), d.backup.c_str()) != 0) {
         const int saved = errno;
         roll_back();
-        throw Error(display(e.path) + ": cannot keep the previous file while replacing it (" +
+        throw Error(e.path.string() + ": cannot keep the previous file while replacing it (" +
                     std::strerror(saved) + "); nothing was written");
       }
     }
@@ -260,7 +257,7 @@ void OutputSet::commit() {
       const int saved = errno;
       if (!d.backup.empty()) ::unlink(d.backup.c_str());
       roll_back();
-      throw Error(display(e.path) + ": cannot rename into place (" + std::strerror(saved) +
+      throw Error(e.path.string() + ": cannot rename into place (" + std::strerror(saved) +
                   "); nothing was written");
     }
     forget_staged(e.staged);

@@ -49,7 +49,7 @@ class OutputSet {
   void discard();
 
   struct Input {
-    std::filesystem::path path, target;
+    std::filesystem::path path;
     std::string what;
   };
   std::vector<Input> inputs_;
