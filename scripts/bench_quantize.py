@@ -31,12 +31,13 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 from vimlib.photos import make_jpegs  # noqa: E402
 
 DEFAULT_ITERATIONS = 400
-HULL_EVERY = 25
-FINETUNE = 0.1
 
 
-def hull_events(iterations: int) -> int:
-    return (iterations - round(iterations * FINETUNE)) // HULL_EVERY
+def hull_events(iterations: int, params: dict) -> int:
+    """Hull updates (and confirm-above checks) in a block of `iterations` steps: every
+    hull_update_every steps before the codebook-only fine-tune (calib::plan_step)."""
+    main = iterations - round(iterations * params["finetune_fraction"])
+    return main // params["hull_update_every"]
 
 
 def prepare(work: str, model: str, images: int) -> tuple:
@@ -76,7 +77,8 @@ def summarise(model: str, r: dict, iters: int) -> dict:
     # The last calibrated block has no chain advance (nothing after it needs the chain): a block
     # forward over the calibration set costs what the targets cost.
     per_block_fixed += phase("targets") if n == 1 else phase("chain_advance") * n / (n - 1)
-    hull = phase("hull_update") / max(1, hull_events(iters)) * hull_events(DEFAULT_ITERATIONS)
+    params = r["params"]
+    hull = phase("hull_update") / max(1, hull_events(iters, params)) * hull_events(DEFAULT_ITERATIONS, params)
     step = mean("step_seconds")
     # Everything outside the blocks' calibration: loading, decoding, embedding, writing.
     outside = r["timing"]["wall_seconds"] - r["timing"]["calibration_seconds"] + prof["embed_seconds"]

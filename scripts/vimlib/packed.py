@@ -114,8 +114,7 @@ def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> torch.Tensor:
         raise PackedFormatError(f"{name}: malformed layer entry ({e})") from None
 
 
-def _quantizable_names(arch) -> set:
-    meta = json.loads(arch.metadata())
+def _quantizable_names(meta: dict) -> set:
     blocks, local = meta["num_blocks"], meta["quantizable_layers"]
     return {f"layers.{b}.{name}" for b in range(blocks) for name in local}
 
@@ -137,8 +136,10 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
         raise PackedFormatError(f"{path}: metadata: {e}") from None
     try:
         arch = torch.jit.load(io.BytesIO(sections[1]))
-        quantizable = _quantizable_names(arch)
-        json.loads(arch.metadata())["input"]["image_size"]
+        arch_meta = json.loads(arch.metadata())
+        quantizable = _quantizable_names(arch_meta)
+        probe_input = (1, arch_meta["input"]["channels"], arch_meta["input"]["image_size"],
+                       arch_meta["input"]["image_size"])
     except Exception as e:  # noqa: BLE001 - TorchScript raises many kinds; all mean "damaged"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackedFormatError(f"{path}: packed architecture does not load: {first}") from None
@@ -163,15 +164,13 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
             raise PackedFormatError(f"{path}: layer {name} has no empty placeholder in the architecture")
         seen.add(name)
         state[name] = weight
-    _probe(arch, state, quantizable, path)
+    _probe(arch, state, quantizable, probe_input, arch_meta["num_classes"], path)
     return state, provenance, arch
 
 
-def _probe(arch, state, quantizable, path):
+def _probe(arch, state, quantizable, probe_input, num_classes, path):
     """Sets the stored weights into the architecture and runs one image of zeros through it, as the
     C++ reader's load does: a layer whose shape does not fit the architecture fails here."""
-    meta = json.loads(arch.metadata())
-    size, channels = meta["input"]["image_size"], meta["input"]["channels"]
     for name in quantizable & set(state):
         if state[name].numel() == 0:
             continue
@@ -182,10 +181,10 @@ def _probe(arch, state, quantizable, path):
         setattr(owner, leaf, state[name])
     try:
         with torch.no_grad():
-            out = arch(torch.zeros(1, channels, size, size))
+            out = arch(torch.zeros(probe_input))
     except Exception as e:  # noqa: BLE001 - a shape error surfaces as a TorchScript RuntimeError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackedFormatError(f"{path}: the stored layers do not fit the architecture: {first}") from None
-    if tuple(out.shape) != (1, meta["num_classes"]):
+    if tuple(out.shape) != (1, num_classes):
         raise PackedFormatError(f"{path}: the architecture's head does not give num_classes scores")
 

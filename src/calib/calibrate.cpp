@@ -107,7 +107,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       }
       result.blocks.push_back(block.record());
       if (cb.on_block) cb.on_block(result.blocks.back());
-      if (cb.on_checkpoint && b < last_block) cb.on_checkpoint({b + 1, result, generator.get_state()});
+      if (cb.on_checkpoint && b < last_block) cb.on_checkpoint(b + 1, result, generator.get_state());
     }
     if (b == last_block) break;
     fp = std::move(target);

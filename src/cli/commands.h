@@ -63,7 +63,7 @@ void print_params_help();  // `vimvq quantize --help-params`
 
 // Keeps freed tensor memory in the heap instead of unmapping it: a calibration step allocates and
 // frees the same large activations hundreds of times, and glibc's default (mmap above a sliding
-// threshold, trim at 128 KiB) turned each into fresh page faults (docs/PERFORMANCE.md).
+// threshold, trim at 128 KiB) turned each into fresh page faults (README.md, "Scale").
 void keep_freed_memory_mapped();
 
 }  // namespace vimvq::cli

@@ -138,7 +138,7 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
                                    const calib::CalibrationParams& p,
                                    const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler,
                                    const calib::ResumePoint* resume,
-                                   const std::function<void(const calib::ResumePoint&)>& checkpoint) {
+                                   const decltype(calib::Callbacks::on_checkpoint)& checkpoint) {
   const int num_blocks = model.metadata().num_blocks;
   std::set<int> blocks;
   for (const auto& l : planned) blocks.insert(l.block);
@@ -171,13 +171,13 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
     throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
   const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
   const auto resume = resume_point(o, state, fingerprint);
-  auto checkpoint = [&](const calib::ResumePoint& point) {
+  auto checkpoint = [&](int next_block, const calib::CalibrationResult& done, const at::Tensor& generator) {
     if (!resumable) return;
-    write_resume_state(state, fingerprint, point);
+    write_resume_state(state, fingerprint, next_block, done, generator);
     set_interrupt_message(
         strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
                   "command with --resume to continue",
-                  o.model.c_str(), point.next_block - 1, state.c_str()));
+                  o.model.c_str(), next_block - 1, state.c_str()));
   };
   return calibrate(model, calibration.images.to(device), p, planned, profiler, resume ? &*resume : nullptr,
                    checkpoint);

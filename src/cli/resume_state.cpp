@@ -68,18 +68,18 @@ std::string run_fingerprint(const std::string& model_path, const at::Tensor& ima
   return hex64(h);
 }
 
-void write_resume_state(const std::string& path, const std::string& fingerprint,
-                        const calib::ResumePoint& point) {
+void write_resume_state(const std::string& path, const std::string& fingerprint, int next_block,
+                        const calib::CalibrationResult& done, const at::Tensor& generator_state) {
   format::PackedCheckpoint state;
-  state.layers = point.done.layers;
+  state.layers = done.layers;
   nlohmann::json layers = nlohmann::json::array(), blocks = nlohmann::json::array();
-  for (const auto& l : point.done.layer_records) layers.push_back(calib::record_json(l));
-  for (const auto& b : point.done.blocks) blocks.push_back(calib::record_json(b));
+  for (const auto& l : done.layer_records) layers.push_back(calib::record_json(l));
+  for (const auto& b : done.blocks) blocks.push_back(calib::record_json(b));
   state.provenance = {{"resume",
                        {{"version", kStateVersion},
                         {"fingerprint", fingerprint},
-                        {"next_block", point.next_block},
-                        {"generator_state", to_hex(point.generator_state)},
+                        {"next_block", next_block},
+                        {"generator_state", to_hex(generator_state)},
                         {"layer_records", layers},
                         {"block_records", blocks}}}};
   write_file_atomically(path, format::packed_bytes(path, state, nullptr));

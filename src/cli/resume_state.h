@@ -19,8 +19,8 @@ std::string resume_state_path(const std::string& output);
 std::string run_fingerprint(const std::string& model_path, const at::Tensor& images,
                             const calib::CalibrationParams& params, const std::string& device, int threads);
 
-void write_resume_state(const std::string& path, const std::string& fingerprint,
-                        const calib::ResumePoint& point);
+void write_resume_state(const std::string& path, const std::string& fingerprint, int next_block,
+                        const calib::CalibrationResult& done, const at::Tensor& generator_state);
 // Throws vimvq::Error naming the file when it is damaged or was made with other inputs.
 calib::ResumePoint read_resume_state(const std::string& path, const std::string& fingerprint);
 

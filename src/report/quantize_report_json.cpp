@@ -1,3 +1,4 @@
+#include "vimvq/calib/records_json.h"
 #include "vimvq/report/quantize_report.h"
 
 namespace vimvq::report {
@@ -18,20 +19,6 @@ json layer_json(const calib::LayerRecord& l) {
           {"codebook_bits", l.plan.codebook_bits()},
           {"weight_error", l.weight_error},
           {"truncation_error", l.truncation_error}};
-}
-
-json block_json(const calib::BlockRecord& b) {
-  json confirmations = json::array();
-  for (const auto& c : b.confirmations) {
-    confirmations.push_back({{"step", c.step},
-                             {"fraction", c.fraction},
-                             {"loss_before", c.loss_before},
-                             {"loss_after", c.loss_after},
-                             {"truncation_error", c.truncation_error}});
-  }
-  return {{"index", b.index},         {"confirmed_fraction", b.confirmed_fraction},
-          {"loss_init", b.loss_init}, {"loss_final", b.loss_final},
-          {"seconds", b.seconds},     {"confirmations", confirmations}};
 }
 
 json size_json(const SizeRecord& s) {
@@ -72,7 +59,7 @@ json to_json(const QuantizeReport& r) {
   j["layers"] = json::array();
   for (const auto& l : r.layers) j["layers"].push_back(layer_json(l));
   j["blocks"] = json::array();
-  for (const auto& b : r.blocks) j["blocks"].push_back(block_json(b));
+  for (const auto& b : r.blocks) j["blocks"].push_back(calib::record_json(b));
   j["size"] = size_json(r.size);
   if (r.accuracy) j["accuracy"] = accuracy_json(*r.accuracy);
   if (r.profile) j["profile"] = profile_json(*r.profile);

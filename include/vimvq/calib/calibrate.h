@@ -33,10 +33,13 @@ struct ResumePoint {
 };
 
 struct Callbacks {
-  std::function<void(const LayerRecord&)> on_layer;       // as each layer is finished
-  std::function<void(const BlockRecord&)> on_block;       // as each block is finished
-  std::function<void(int64_t steps)> advance;             // optimisation steps done (progress bar)
-  std::function<void(const ResumePoint&)> on_checkpoint;  // after each calibrated block
+  std::function<void(const LayerRecord&)> on_layer;  // as each layer is finished
+  std::function<void(const BlockRecord&)> on_block;  // as each block is finished
+  std::function<void(int64_t steps)> advance;        // optimisation steps done (progress bar)
+  // After each calibrated block but the last: where a resumed run would start, what is done so far
+  // (not copied: the state grows with every block), and the batch generator's state.
+  std::function<void(int next_block, const CalibrationResult& done, const at::Tensor& generator_state)>
+      on_checkpoint;
 };
 
 // The quantizable layers selected by p.include / p.exclude (globs or substrings of full names).
