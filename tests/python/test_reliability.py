@@ -34,6 +34,12 @@ def read_bytes(path):
         return f.read()
 
 
+def wait_for(condition, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def micro_with_metadata(path, edit):
     model = make_model(get_config("vim_micro"), seed=1)
     meta = json.loads(model.metadata_json)
@@ -135,20 +141,21 @@ class Reliability(unittest.TestCase):
         self.assert_no_leftovers()
 
     def test_resume_after_kill_gives_the_same_bytes(self):
-        args = ["--threads", "2", "--calib-size", "8", "--iters", "30", "--batch-size", "4"]
+        args = ["--threads", "2", "--calib-size", "8", "--iters", "60", "--batch-size", "4"]
         whole = self.path("whole.vqpk")
         r = run("quantize", self.model, self.data, "-o", whole, *args)
         self.assertEqual(r.returncode, 0, r.stderr)
-        start = time.monotonic()
-        run("quantize", self.model, self.data, "-o", self.path("t.vqpk"), *args)
-        seconds = time.monotonic() - start
         rng = random.Random(7)
         resumed_from_state = 0
         for attempt in range(4):
             out = self.path(f"k{attempt}.vqpk")
             proc = subprocess.Popen([BINARY, "quantize", self.model, self.data, "-o", out] + args,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.3, 0.9) * seconds)
+            if attempt % 2:  # at a random moment within the first finished block's successor
+                wait_for(lambda: os.path.exists(out + ".resume") or proc.poll() is not None)
+                time.sleep(rng.uniform(0.0, 0.5))
+            else:  # at a random moment early on, most likely before any block is done
+                time.sleep(rng.uniform(0.1, 1.0))
             proc.kill()  # SIGKILL: no handler runs
             proc.wait()
             resumed_from_state += os.path.exists(out + ".resume")
@@ -163,10 +170,7 @@ class Reliability(unittest.TestCase):
         proc = subprocess.Popen([BINARY, "quantize", self.model, self.data, "-o", out, "--threads", "2",
                                  "--calib-size", "8", "--iters", "400", "--batch-size", "4"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(600):
-            if os.path.exists(out + ".resume"):
-                break
-            time.sleep(0.1)
+        wait_for(lambda: os.path.exists(out + ".resume"))
         proc.kill()
         proc.wait()
         self.assertTrue(os.path.exists(out + ".resume"))
