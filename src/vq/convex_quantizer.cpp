@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "vimvq/util/error.h"
+#include "vimvq/vq/convex_combination.h"
 #include "vimvq/vq/kmeans.h"
 
 namespace vimvq::vq {
@@ -38,11 +39,7 @@ ConvexQuantizer::ConvexQuantizer(const at::Tensor& subvectors, const at::Tensor&
 at::Tensor ConvexQuantizer::ratios() const { return at::softmax(logits_, 1); }
 
 at::Tensor ConvexQuantizer::soft_subvectors() const {
-  const int64_t n_sub = hull_.size(0), n = hull_.size(1), d = codebook_.size(1);
-  const at::Tensor members = codebook_.index_select(0, hull_.reshape({-1})).view({n_sub, n, d});
-  const at::Tensor soft = (ratios().unsqueeze(-1) * members).sum(1);
-  const at::Tensor hard = codebook_.index_select(0, codes_);
-  return at::where(confirmed_.unsqueeze(1), hard, soft);
+  return convex_combination(logits_, codebook_, hull_, confirmed_, codes_, params_.fused_cpu);
 }
 
 at::Tensor ConvexQuantizer::hard_subvectors() const { return codebook_.index_select(0, codes()); }

@@ -45,6 +45,20 @@ at::Tensor kmeans_plus_plus_tensor(const at::Tensor& x, const at::Tensor& w, int
   return centroids;
 }
 
+// `count` distinct rows of n, ascending, drawn by a partial Fisher-Yates shuffle (the same on
+// every device and thread count).
+at::Tensor sample_rows(int64_t n, int64_t count, std::mt19937_64& rng) {
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) rows[i] = i;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t j = i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i));
+    std::swap(rows[i], rows[j]);
+  }
+  rows.resize(static_cast<size_t>(count));
+  std::sort(rows.begin(), rows.end());
+  return at::tensor(rows, at::kLong);
+}
+
 }  // namespace
 
 at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids) {
@@ -107,12 +121,21 @@ KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, 
   const int64_t n = x_in.size(0), d = x_in.size(1);
   if (p.k < 1 || p.k > n)
     throw Error("k-means: k = " + std::to_string(p.k) + " for " + std::to_string(n) + " points");
-  const at::Tensor x = x_in.to(at::kFloat).contiguous();
-  const at::Tensor w = weights.defined() ? weights.to(x.options()).contiguous() : weights;
-  if (w.defined() && w.sizes() != x.sizes()) throw Error("k-means: weights must have the data's shape");
+  const at::Tensor all_x = x_in.to(at::kFloat).contiguous();
+  const at::Tensor all_w = weights.defined() ? weights.to(all_x.options()).contiguous() : weights;
+  if (all_w.defined() && all_w.sizes() != all_x.sizes())
+    throw Error("k-means: weights must have the data's shape");
   std::mt19937_64 rng(p.seed);
-  const bool fused = x.is_cpu() && p.fused_cpu;
+  const bool fused = all_x.is_cpu() && p.fused_cpu;
+  at::Tensor x = all_x, w = all_w;
+  if (p.max_points_per_centroid > 0 && n / p.k >= p.max_points_per_centroid &&
+      n > p.k * p.max_points_per_centroid) {
+    const at::Tensor rows = sample_rows(n, p.k * p.max_points_per_centroid, rng).to(all_x.device());
+    x = all_x.index_select(0, rows);
+    if (w.defined()) w = all_w.index_select(0, rows);
+  }
   KMeansResult r;
+  r.training_rows = x.size(0);
   r.centroids = fused ? cpu::kmeans_plus_plus(x, w, p.k, rng) : kmeans_plus_plus_tensor(x, w, p.k, rng);
   at::Tensor previous;
   for (int it = 0; it < p.iterations; ++it) {
@@ -144,6 +167,7 @@ KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, 
     }
     r.centroids = updated;
   }
+  if (r.training_rows < n) r.assignment = nearest_centroids(all_x, all_w, r.centroids, p.chunk_rows).second;
   return r;
 }
 

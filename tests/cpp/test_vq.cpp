@@ -60,6 +60,28 @@ TEST(KMeans, RecoversPlantedClusters) {
   EXPECT_LT(r.iterations_run, p.iterations);  // stopped early: assignments stable
 }
 
+TEST(KMeans, LargeInputsTrainOnASampleAndAssignEveryRow) {
+  const int64_t k = 8, per = 150, d = 4;
+  const at::Tensor centers = randn({k, d}, 3) * 10;
+  const at::Tensor x = centers.repeat_interleave(per, 0) + randn({k * per, d}, 4) * 0.05;
+  vq::KMeansParams p;
+  p.k = k;
+  p.seed = 7;
+  p.max_points_per_centroid = 20;  // 160 of the 1,200 rows
+  const auto r = vq::weighted_kmeans(x, at::Tensor(), p);
+  EXPECT_EQ(r.training_rows, k * 20);
+  ASSERT_EQ(r.assignment.numel(), k * per);
+  const at::Tensor d2 = vq::weighted_sq_distances(centers, at::Tensor(), r.centroids);
+  EXPECT_LT(std::get<0>(d2.min(1)).max().item<float>(), 0.01f);
+  EXPECT_TRUE(at::equal(r.assignment, vq::nearest_centroids(x, at::Tensor(), r.centroids, 512).second));
+  EXPECT_TRUE(at::equal(vq::weighted_kmeans(x, at::Tensor(), p).centroids, r.centroids));  // seeded
+  // At or below the threshold every row trains.
+  p.max_points_per_centroid = per;
+  EXPECT_EQ(vq::weighted_kmeans(x, at::Tensor(), p).training_rows, k * per);
+  p.max_points_per_centroid = 0;
+  EXPECT_EQ(vq::weighted_kmeans(x, at::Tensor(), p).training_rows, k * per);
+}
+
 TEST(KMeans, WeightedObjectiveNeverIncreasesAndIsDeterministic) {
   const at::Tensor x = randn({3000, 4}, 5) * at::tensor({1.f, 3.f, 0.5f, 2.f});
   const at::Tensor w = rand({3000, 4}, 6) + 0.01;
@@ -219,6 +241,52 @@ TEST_F(ConvexTest, GradientsReachLogitsAndCodebook) {
   // Confirmed rows no longer depend on their logits.
   const at::Tensor confirmed_rows = q.confirmed().nonzero().squeeze(1);
   EXPECT_EQ(q.logits().grad().index_select(0, confirmed_rows).abs().sum().item<float>(), 0.f);
+}
+
+TEST(ConvexCombination, FusedCpuKernelAgreesWithTheTensorFormulation) {
+  // The tensor formulation is what other devices run; on CPU the fused kernel must give the same
+  // soft sub-vectors and gradients, with confirmed and free rows mixed. 9,000 rows: more than one
+  // of the kernel's 4,096-row chunks.
+  const at::Tensor sub = randn({9000, 4}, 23);
+  const at::Tensor importance = rand({9000, 4}, 24) + 0.1;
+  vq::KMeansParams kp;
+  kp.k = 16;
+  kp.iterations = 5;
+  const at::Tensor codebook = vq::weighted_kmeans(sub, importance, kp).centroids;
+  vq::ConvexParams tensor_params;
+  tensor_params.fused_cpu = false;
+  vq::ConvexQuantizer fused(sub, importance, codebook, {});
+  vq::ConvexQuantizer tensor(sub, importance, codebook, tensor_params);
+  for (auto* q : {&fused, &tensor}) {
+    {
+      c10::NoGradGuard no_grad;
+      q->logits().add_(randn(q->logits().sizes().vec(), 21));  // ratios away from one-hot
+    }
+    q->confirm_to_fraction(0.3);
+  }
+  const at::Tensor target = randn(sub.sizes().vec(), 22);
+  const at::Tensor soft = fused.soft_subvectors();
+  EXPECT_TRUE(at::allclose(soft, tensor.soft_subvectors(), 1e-5, 1e-6));
+  (fused.soft_subvectors() * target).sum().backward();
+  (tensor.soft_subvectors() * target).sum().backward();
+  EXPECT_TRUE(at::allclose(fused.logits().grad(), tensor.logits().grad(), 1e-4, 1e-5));
+  EXPECT_TRUE(at::allclose(fused.codebook().grad(), tensor.codebook().grad(), 1e-4, 1e-5));
+  EXPECT_GT(fused.codebook().grad().abs().sum().item<float>(), 0.f);
+  // The codebook gradient sums fixed chunks in order: one thread gives the same bits.
+  const at::Tensor grad = fused.codebook().grad().clone();
+  fused.codebook().mutable_grad() = at::Tensor();
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  (fused.soft_subvectors() * target).sum().backward();
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(fused.codebook().grad(), grad));
+  // A frozen codebook (vq4dit before hardening) gets no gradient; the logits still do.
+  fused.codebook().requires_grad_(false);
+  fused.codebook().mutable_grad() = at::Tensor();
+  fused.logits().mutable_grad() = at::Tensor();
+  (fused.soft_subvectors() * target).sum().backward();
+  EXPECT_TRUE(fused.logits().grad().defined());
+  EXPECT_FALSE(fused.codebook().grad().defined());
 }
 
 TEST(Baselines, RtnMatchesItsClosedForm) {

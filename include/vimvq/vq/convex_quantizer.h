@@ -17,6 +17,7 @@ struct ConvexParams {
   int hull_size = 4;          // n: candidate codewords per sub-vector
   double logit_eps = 1e-8;    // z = -log(dist + eps) at initialisation
   int64_t chunk_rows = 8192;  // rows per distance block in hull searches
+  bool fused_cpu = true;      // soft sub-vectors by the fused CPU kernel (vq/convex_combination.h)
 };
 
 enum class ConfirmOrder {
