@@ -218,10 +218,10 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
 }
 
 // Gradients of one work item, a reverse-time pass over its recomputed states. The gradients of
-// the shared B and C are summed over the item's lanes into its own partial buffers
-// (dB_part, dC_part: (L, N)); per-channel ones go to rows of du, ddelta, dz and to dA, dD, dbias.
+// the shared B and C are summed over the item's lanes and added to its (batch, group)'s dB and dC
+// (L, N each); per-channel ones go to rows of du, ddelta, dz and to dA, dD, dbias.
 template <typename T>
-void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* dB_part, T* dC_part,
+void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* dB_bg, T* dC_bg,
                     T (&dA_acc)[kMaxState][kLanes], T (&dD_acc)[kLanes], T (&dbias_acc)[kLanes]) {
   const int64_t N = s.n_state, L = s.length;
   T dh_next[kMaxState][kLanes] = {};  // dLoss/dh_t carried from step t+1, already times its decay
@@ -262,8 +262,8 @@ void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T
         du[l] += dh * dt[l] * bn;
         dh_next[n][l] = dh * decay;
       }
-      dB_part[t * N + n] += grad_b;
-      dC_part[t * N + n] += grad_c;
+      dB_bg[t * N + n] += grad_b;
+      dC_bg[t * N + n] += grad_c;
     }
 #pragma omp simd
     for (int64_t l = 0; l < kLanes; ++l) {
@@ -299,29 +299,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sum_over_batch(const Dims& s, con
   return {dA, dD, dbias};
 }
 
-// dB and dC, (batch, groups, L, N): each work item's share summed over the group's lane chunks.
-template <typename T>
-std::pair<at::Tensor, at::Tensor> sum_over_chunks(const Dims& s, int64_t chunks, const T* pdB, const T* pdC,
-                                                  const at::TensorOptions& options) {
-  const int64_t L = s.length, N = s.n_state;
-  auto dB = at::zeros({s.batch, s.groups, L, N}, options);
-  auto dC = at::zeros({s.batch, s.groups, L, N}, options);
-  T *qB = dB.data_ptr<T>(), *qC = dC.data_ptr<T>();
-  at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bg = begin; bg < end; ++bg) {
-      for (int64_t c = 0; c < chunks; ++c) {
-        const T* srcB = pdB + (bg * chunks + c) * L * N;
-        const T* srcC = pdC + (bg * chunks + c) * L * N;
-        for (int64_t i = 0; i < L * N; ++i) {
-          qB[bg * L * N + i] += srcB[i];
-          qC[bg * L * N + i] += srcC[i];
-        }
-      }
-    }
-  });
-  return {dB, dC};
-}
-
 template <typename T>
 std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, const at::Tensor& u,
                                       const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
@@ -333,8 +310,11 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   auto dA_per_batch = at::empty({s.batch, s.dim, N}, u.options());
   auto dD_per_batch = at::empty({s.batch, s.dim}, u.options());
   auto dbias_per_batch = at::empty({s.batch, s.dim}, u.options());
-  auto dB_part = at::zeros({s.batch, s.groups, chunks, L, N}, u.options());
-  auto dC_part = at::zeros({s.batch, s.groups, chunks, L, N}, u.options());
+  // dB and dC are sums over a group's lane chunks. One work item per (batch, group) adds its
+  // chunks in order, so the sum has a fixed order without a per-chunk partial buffer (which was
+  // batch * chunks * L * N floats, 390 MB per scan at Vim-B widths, zeroed every step).
+  auto dB = at::zeros({s.batch, s.groups, L, N}, u.options());
+  auto dC = at::zeros({s.batch, s.groups, L, N}, u.options());
 
   const ScanArgs<T> in{u.data_ptr<T>(),  delta.data_ptr<T>(), A.data_ptr<T>(),
                        Bt.data_ptr<T>(), Ct.data_ptr<T>(),    D.data_ptr<T>(),
@@ -342,17 +322,18 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   T *pdu = du.data_ptr<T>(), *pddelta = ddelta.data_ptr<T>(), *pdz = dz.data_ptr<T>();
   T *pdA = dA_per_batch.data_ptr<T>(), *pdD = dD_per_batch.data_ptr<T>();
   T* pdbias = dbias_per_batch.data_ptr<T>();
-  T *pdB = dB_part.data_ptr<T>(), *pdC = dC_part.data_ptr<T>();
+  T *pdB = dB.data_ptr<T>(), *pdC = dC.data_ptr<T>();
 
-  at::parallel_for(0, s.batch * s.groups * chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
     LaneScratch<T> w(L, N, true);
     LaneItem<T> item;
     T dA_acc[kMaxState][kLanes], dD_acc[kLanes], dbias_acc[kLanes];
-    for (int64_t i = begin; i < end; ++i) {
+    for (int64_t i = begin * chunks; i < end * chunks; ++i) {
+      const int64_t bg = i / chunks;
       locate_item(s, i, item);
       load_lanes(s, in, item, w, true);
       recurrence_lanes(s, item, w, w.states.data());
-      backward_lanes(s, item, w, pdB + i * L * N, pdC + i * L * N, dA_acc, dD_acc, dbias_acc);
+      backward_lanes(s, item, w, pdB + bg * L * N, pdC + bg * L * N, dA_acc, dD_acc, dbias_acc);
       for (int64_t l = 0; l < item.count; ++l) {
         const int64_t bd = item.b * s.dim + item.first + l;
         from_lane(w.du.data(), L, l, pdu + bd * L);
@@ -366,7 +347,6 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   });
 
   auto [dA, dD, dbias] = sum_over_batch(s, pdA, pdD, pdbias, u.options());
-  auto [dB, dC] = sum_over_chunks(s, chunks, pdB, pdC, u.options());
   return {du, ddelta, dA, dB.transpose(2, 3).contiguous(), dC.transpose(2, 3).contiguous(), dD, dz, dbias};
 }
 
