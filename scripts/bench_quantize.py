@@ -18,6 +18,11 @@ budget (400 steps per block, every block):
 
 Exports, images and reports stay in --work (default build/bench_quantize) and are reused.
 Run it with the machine otherwise idle: the figures are wall times.
+
+Before/after: `--vimvq OLD NEW --rounds 2` runs each binary in turn (OLD, NEW, OLD, NEW for each
+model), so that both see the same machine, and prints each binary's mean step and its ratio to
+the first binary's. This machine's speed drifts by 10 to 15 % over an hour; runs minutes apart
+in alternation compare better than a figure from another session.
 """
 import argparse
 import json
@@ -51,13 +56,13 @@ def prepare(work: str, model: str, images: int) -> tuple:
     return path, calib
 
 
-def run(args, model: str) -> dict:
+def run(args, model: str, binary: str, tag: str) -> dict:
     path, calib = prepare(args.work, model, args.images)
-    report = os.path.join(args.work, f"{model}.report.json")
+    report = os.path.join(args.work, f"{model}{tag}.report.json")
     include = [f"layers.{b}.*" for b in range(args.blocks)]
-    cmd = [os.path.join(REPO, "build", "vimvq"), "quantize", "--bits", "2", "--iters", str(args.iters),
+    cmd = [binary, "quantize", "--bits", "2", "--iters", str(args.iters),
            "--batch-size", "32", "--calib-size", str(args.images), "--threads", str(args.threads), "--profile",
-           "--report", report, "-o", os.path.join(args.work, f"{model}.vqpk"), path, calib, "--include", *include]
+           "--report", report, "-o", os.path.join(args.work, f"{model}{tag}.vqpk"), path, calib, "--include", *include]
     start = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - start
@@ -99,16 +104,22 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--work", default=os.path.join(REPO, "build", "bench_quantize"))
     ap.add_argument("--json", help="also write the summary rows here")
+    ap.add_argument("--vimvq", nargs="+", default=[os.path.join(REPO, "build", "vimvq")],
+                    help="binaries to compare, run in turn (default: build/vimvq)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each binary per model, alternating")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     rows = []
     for model in args.models:
-        r = run(args, model)
-        print(f"\n### {model}\n")
-        with open(os.path.join(args.work, f"{model}.report.md")) as f:
-            text = f.read()
-        print(text[text.index("## Profile"):].strip())
-        rows.append(summarise(model, r, args.iters))
+        for rnd in range(args.rounds):
+            for i, binary in enumerate(args.vimvq):
+                tag = "" if len(args.vimvq) == 1 and args.rounds == 1 else f".bin{i}.round{rnd}"
+                r = run(args, model, binary, tag)
+                print(f"\n### {model}" + (f" ({binary}, round {rnd + 1})" if tag else "") + "\n")
+                with open(os.path.join(args.work, f"{model}{tag}.report.md")) as f:
+                    text = f.read()
+                print(text[text.index("## Profile"):].strip())
+                rows.append(dict(summarise(model, r, args.iters), binary=i, round=rnd))
     print(f"\n2 bits, batch 32, {args.images} JPEGs, {args.threads} threads, {args.iters} steps on {args.blocks} "
           f"block(s); projection at {DEFAULT_ITERATIONS} steps x 24 blocks\n")
     print("| model | step ms | steps/s | plain f+b ms | step/plain | warm-up s | other s/block | peak MB "
@@ -118,6 +129,13 @@ def main() -> int:
         print(f"| {s['model']} | {s['step_ms']:.0f} | {s['steps_per_s']:.2f} | {s['plain_ms']:.0f} | {s['ratio']:.2f} "
               f"| {s['warmup_s']:.2f} | {s['block_overhead_s']:.1f} | {s['peak_mb']:.0f} "
               f"| {s['projected_min']:.0f} min |")
+    if len(args.vimvq) > 1:
+        print("\n| model | binary | mean step ms | mean plain ms | step / first binary's step |\n|---|---|---|---|---|")
+        for model in args.models:
+            mean = lambda i, key: sum(r[key] for r in rows if r["model"] == model and r["binary"] == i) / args.rounds  # noqa: E731
+            for i, binary in enumerate(args.vimvq):
+                print(f"| {model} | {binary} | {mean(i, 'step_ms'):.0f} | {mean(i, 'plain_ms'):.0f} "
+                      f"| {mean(i, 'step_ms') / mean(0, 'step_ms'):.2f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -39,6 +39,7 @@ vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, in
   o.method = p.method;
   o.bits = p.bits;
   o.kmeans_iterations = p.kmeans_iterations;
+  o.kmeans_max_points_per_centroid = p.kmeans_max_points_per_centroid;
   // Seeds differ per layer and block, and stay put when other blocks are included or not.
   o.kmeans_seed = p.seed + static_cast<uint64_t>(layer) * 7919 + static_cast<uint64_t>(block) * 104729;
   o.hull_size = p.hull_size;

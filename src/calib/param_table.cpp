@@ -150,6 +150,9 @@ const std::vector<ParamSpec>& table() {
       choice("importance", &P::importance, {{Importance::kDiag, "diag"}, {Importance::kNone, "none"}},
              "k-means weights: h_c = mean x_c^2 of each layer's inputs, or none"),
       integer("kmeans_iterations", &P::kmeans_iterations, 1, 100000, "Lloyd iterations at most"),
+      integer(
+          "kmeans_max_points_per_centroid", &P::kmeans_max_points_per_centroid, 0, 1000000000,
+          "k-means trains on a seeded sample of k * this many sub-vectors when a layer has more (0: all)"),
       integer("iterations", &P::iterations, 1, 10000000, "optimisation steps per block"),
       integer("batch_size", &P::batch_size, 1, 65536, "calibration images per step"),
       real("lr_logits", &P::lr_logits, 0, 10, Bounds::kClosed,

@@ -21,6 +21,7 @@ class ConvexLayerQuantizer : public LayerQuantizer {
     kp.k = shape_.k;
     kp.iterations = o.kmeans_iterations;
     kp.seed = o.kmeans_seed;
+    kp.max_points_per_centroid = o.kmeans_max_points_per_centroid;
     const at::Tensor sub = to_subvectors(weight, shape_.d);
     const KMeansResult km = weighted_kmeans(sub, importance, kp);
     ConvexParams cp;

@@ -17,6 +17,7 @@ class KMeansQuantizer final : public LayerQuantizer {
     kp.k = shape_.k;
     kp.iterations = o.kmeans_iterations;
     kp.seed = o.kmeans_seed;
+    kp.max_points_per_centroid = o.kmeans_max_points_per_centroid;
     vq_ = kmeans_quantize(weight, importance, shape_.d, kp);
   }
 

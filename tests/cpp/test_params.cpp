@@ -69,6 +69,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
                                                        {"incremental", "\"yes\""},
                                                        {"importance", "hessian"},
                                                        {"kmeans_iterations", "0"},
+                                                       {"kmeans_max_points_per_centroid", "-1"},
                                                        {"iterations", "4294967298"},
                                                        {"iterations", "-1"},
                                                        {"batch_size", "0"},

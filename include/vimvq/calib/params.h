@@ -22,6 +22,7 @@ struct CalibrationParams {
   bool incremental = true;
   Importance importance = Importance::kDiag;
   int kmeans_iterations = 100;
+  int64_t kmeans_max_points_per_centroid = 256;
   int iterations = 400;
   int batch_size = 32;
   double lr_logits = 5e-2;

@@ -21,6 +21,7 @@ struct LayerQuantizerOptions {
   Method method = Method::kVimvq;
   int bits = 2;
   int kmeans_iterations = 100;
+  int64_t kmeans_max_points_per_centroid = 256;  // k-means trains on a sample above k * this (0: all)
   uint64_t kmeans_seed = 1234;
   int hull_size = 4;  // vimvq's n; vq4dit always uses 2 (docs/METHOD.md section 6)
   ConfirmOrder confirm_order = ConfirmOrder::kLargestRatio;
