@@ -32,12 +32,14 @@ VqResult kmeans_quantize(const at::Tensor& weight, const at::Tensor& importance,
                          const KMeansParams& params) {
   const at::Tensor sub = to_subvectors(weight.to(at::kFloat), d);
   KMeansResult km = weighted_kmeans(sub, importance, params);
-  // The assignment of the last iteration is for the centroids before their last update: assign
-  // again so that every code is the nearest codeword of the final codebook.
-  auto nearest = nearest_centroids(sub, importance, km.centroids, params.chunk_rows);
+  // Unsampled, the assignment of the last iteration is for the centroids before their last
+  // update: assign again so that every code is the nearest codeword of the final codebook. A
+  // sampled run has already assigned every row to the final codebook.
   VqResult r;
   r.codebook = km.centroids;
-  r.codes = nearest.second;
+  r.codes = km.training_rows < sub.size(0)
+                ? km.assignment
+                : nearest_centroids(sub, importance, km.centroids, params.chunk_rows).second;
   r.weight = from_subvectors(km.centroids.index_select(0, r.codes), weight.sizes()).to(weight.dtype());
   return r;
 }

@@ -41,10 +41,17 @@ TEST(Subvectors, RoundTripWithPaddingAndImportanceLayout) {
   EXPECT_TRUE(at::allclose(vq::channel_importance(x), x.reshape({-1, 7}).square().mean(0)));
 }
 
+namespace {
+// k tight clusters of `per` points each around far-apart centres, in cluster order.
+std::pair<at::Tensor, at::Tensor> planted_clusters(int64_t k, int64_t per, int64_t d) {
+  const at::Tensor centers = randn({k, d}, 3) * 10;
+  return {centers, centers.repeat_interleave(per, 0) + randn({k * per, d}, 4) * 0.05};
+}
+}  // namespace
+
 TEST(KMeans, RecoversPlantedClusters) {
   const int64_t k = 8, per = 150, d = 4;
-  const at::Tensor centers = randn({k, d}, 3) * 10;
-  const at::Tensor x = centers.repeat_interleave(per, 0) + randn({k * per, d}, 4) * 0.05;
+  const auto [centers, x] = planted_clusters(k, per, d);
   vq::KMeansParams p;
   p.k = k;
   p.seed = 7;
@@ -62,8 +69,7 @@ TEST(KMeans, RecoversPlantedClusters) {
 
 TEST(KMeans, LargeInputsTrainOnASampleAndAssignEveryRow) {
   const int64_t k = 8, per = 150, d = 4;
-  const at::Tensor centers = randn({k, d}, 3) * 10;
-  const at::Tensor x = centers.repeat_interleave(per, 0) + randn({k * per, d}, 4) * 0.05;
+  const auto [centers, x] = planted_clusters(k, per, d);
   vq::KMeansParams p;
   p.k = k;
   p.seed = 7;
