@@ -248,7 +248,9 @@ std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord
     hard.push_back(stored.back().dequantize());
     slots_[i].set(hard.back().to(weights_[i].device()));
   }
-  record_.loss_final = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
+  // One pass gives both the final loss and the quantized chain's next activations.
+  out_ = run_block(model_, block_, in_);
+  record_.loss_final = mean_squared_error(out_.hidden, target_, in_.hidden.size(0));
   record_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   for (size_t i = 0; i < quantizers_.size(); ++i) {
     LayerRecord r;

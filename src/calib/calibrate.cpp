@@ -89,7 +89,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     for (const auto& l : selected) {
       if (l.block == b) layers.push_back(l);
     }
-    Chain target;
+    Chain target, q_next;
     {
       ScopedPhase t(profiler, b, Phase::kTargets);
       target = run_block(m, b, fp);  // the full-precision block on the full-precision chain
@@ -101,6 +101,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       block.train(generator, cb.advance);
       std::vector<LayerRecord> records;
       for (auto& w : block.finish(&records)) result.layers.push_back(std::move(w));
+      q_next = block.take_output();
       for (auto& r : records) {
         if (cb.on_layer) cb.on_layer(r);
         result.layer_records.push_back(std::move(r));
@@ -111,6 +112,10 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     }
     if (b == last_block) break;
     fp = std::move(target);
+    if (q_next.hidden.defined()) {
+      q = std::move(q_next);
+      continue;
+    }
     ScopedPhase t(profiler, b, Phase::kChainAdvance);
     q = run_block(m, b, q);  // the quantized chain moves on through the hard block
   }

@@ -18,6 +18,22 @@ Chain sliced(int64_t rows, Forward forward) {
   return {at::cat(hs), at::cat(rs)};
 }
 
+// The mean over the first `rows` rows, summed slice by slice in kForwardBatch rows: the same order
+// whether the slices are computed here or were computed by run_block, so both give the same bits.
+template <typename HiddenOfSlice>
+double sliced_mse(int64_t rows, const at::Tensor& target, HiddenOfSlice hidden) {
+  c10::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t s = 0; s < rows; s += kForwardBatch) {
+    const int64_t e = std::min(rows, s + kForwardBatch);
+    const at::Tensor h = hidden(s, e);
+    sum += (h - target.slice(0, s, e)).square().sum().item<double>();
+    count += h.numel();
+  }
+  return sum / count;
+}
+
 }  // namespace
 
 Chain embed_chain(model::VimModel& m, const at::Tensor& images) {
@@ -30,17 +46,14 @@ Chain run_block(model::VimModel& m, int b, const Chain& in) {
   });
 }
 
+double mean_squared_error(const at::Tensor& output, const at::Tensor& target, int64_t rows) {
+  return sliced_mse(rows, target, [&](int64_t s, int64_t e) { return output.slice(0, s, e); });
+}
+
 double block_loss(model::VimModel& m, int b, const Chain& in, const at::Tensor& target, int64_t rows) {
-  c10::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t count = 0;
-  for (int64_t s = 0; s < rows; s += kForwardBatch) {
-    const int64_t e = std::min(rows, s + kForwardBatch);
-    const at::Tensor h = m.block(b, in.hidden.slice(0, s, e), in.residual.slice(0, s, e)).first;
-    sum += (h - target.slice(0, s, e)).square().sum().item<double>();
-    count += h.numel();
-  }
-  return sum / count;
+  return sliced_mse(rows, target, [&](int64_t s, int64_t e) {
+    return m.block(b, in.hidden.slice(0, s, e), in.residual.slice(0, s, e)).first;
+  });
 }
 
 }  // namespace vimvq::calib

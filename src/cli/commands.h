@@ -63,7 +63,9 @@ void print_params_help();  // `vimvq quantize --help-params`
 
 // Keeps freed tensor memory in the heap instead of unmapping it: a calibration step allocates and
 // frees the same large activations hundreds of times, and glibc's default (mmap above a sliding
-// threshold, trim at 128 KiB) turned each into fresh page faults (README.md, "Scale").
+// threshold, trim at 128 KiB) turned each into fresh page faults (README.md, "Scale"). Blocks of
+// 32 MiB and more go through util::CpuBlockCache (VIMVQ_CPU_CACHE_MB: how much it keeps, 0: off).
+// Throws vimvq::Error for a malformed VIMVQ_CPU_CACHE_MB.
 void keep_freed_memory_mapped();
 
 }  // namespace vimvq::cli

@@ -101,9 +101,9 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   vimvq::log::set_verbose(verbose);
-  keep_freed_memory_mapped();
   vimvq::install_interrupt_handler();
   try {
+    keep_freed_memory_mapped();
     if (*ev) return run_eval(eval);
     if (*qu) return run_quantize(quant);
     if (*in) return run_inspect(inspect);

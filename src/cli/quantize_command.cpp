@@ -272,6 +272,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (o.profile) profiler.emplace(device);
   calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,
                                                         profiler ? &*profiler : nullptr);
+  log::debug(cpu_block_cache_summary());
   format::SizeBreakdown sizes;
   files.stage(o.output,
               format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));

@@ -47,6 +47,9 @@ class BlockCalibrator {
   void train(at::Generator& generator, const std::function<void(int64_t)>& advance);
   // Sets the stored weights in the block and returns them; fills the records.
   std::vector<vq::QuantizedWeight> finish(std::vector<LayerRecord>* layer_records);
+  // After finish: the block's output on the quantized chain with the stored weights (the
+  // quantized chain entering the next block), moved out.
+  Chain take_output() { return std::move(out_); }
 
   const BlockRecord& record() const { return record_; }
   // The layers' quantizers, in selection order (tests look inside).
@@ -66,7 +69,7 @@ class BlockCalibrator {
   std::vector<model::LayerInfo> layers_;
   CalibrationParams params_;
   ScheduleParams schedule_;
-  Chain in_;
+  Chain in_, out_;
   at::Tensor target_;
   std::vector<at::Tensor> weights_;  // originals, fp32
   std::vector<model::ParameterSlot> slots_;
