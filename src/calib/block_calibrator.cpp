@@ -89,6 +89,7 @@ std::map<std::string, at::Tensor> BlockCalibrator::channel_importances() {
   std::map<std::string, at::Tensor> sum_sq;
   if (params_.importance != Importance::kDiag || params_.method == vq::Method::kRtn) return sum_sq;
   c10::NoGradGuard no_grad;
+  PassBlockCacheScope fresh_cache;
   const int64_t n = in_.hidden.size(0);
   int64_t rows = 0;
   for (int64_t s = 0; s < n; s += kForwardBatch) {

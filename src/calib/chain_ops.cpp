@@ -3,12 +3,15 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "vimvq/util/cpu_block_cache.h"
+
 namespace vimvq::calib {
 namespace {
 
 template <typename Forward>
 Chain sliced(int64_t rows, Forward forward) {
   c10::NoGradGuard no_grad;
+  PassBlockCacheScope fresh_cache;
   std::vector<at::Tensor> hs, rs;
   for (int64_t s = 0; s < rows; s += kForwardBatch) {
     auto [h, r] = forward(s, std::min(rows, s + kForwardBatch));
@@ -23,6 +26,7 @@ Chain sliced(int64_t rows, Forward forward) {
 template <typename HiddenOfSlice>
 double sliced_mse(int64_t rows, const at::Tensor& target, HiddenOfSlice hidden) {
   c10::NoGradGuard no_grad;
+  PassBlockCacheScope fresh_cache;
   double sum = 0;
   int64_t count = 0;
   for (int64_t s = 0; s < rows; s += kForwardBatch) {
@@ -35,6 +39,9 @@ double sliced_mse(int64_t rows, const at::Tensor& target, HiddenOfSlice hidden) 
 }
 
 }  // namespace
+
+PassBlockCacheScope::PassBlockCacheScope() { util::release_cpu_block_cache(); }
+PassBlockCacheScope::~PassBlockCacheScope() { util::release_cpu_block_cache(); }
 
 Chain embed_chain(model::VimModel& m, const at::Tensor& images) {
   return sliced(images.size(0), [&](int64_t s, int64_t e) { return m.embed(images.slice(0, s, e)); });

@@ -124,7 +124,7 @@ void CpuBlockCache::release_cached() {
 }
 
 namespace {
-std::atomic<const CpuBlockCache*> g_installed{nullptr};
+std::atomic<CpuBlockCache*> g_installed{nullptr};
 }  // namespace
 
 void install_cpu_block_cache(const CpuBlockCacheOptions& options) {
@@ -136,5 +136,9 @@ void install_cpu_block_cache(const CpuBlockCacheOptions& options) {
 }
 
 const CpuBlockCache* installed_cpu_block_cache() { return g_installed; }
+
+void release_cpu_block_cache() {
+  if (CpuBlockCache* cache = g_installed) cache->release_cached();
+}
 
 }  // namespace vimvq::util

@@ -66,5 +66,7 @@ class CpuBlockCache final : public c10::Allocator {
 void install_cpu_block_cache(const CpuBlockCacheOptions& options = {});
 // The installed cache, or null.
 const CpuBlockCache* installed_cpu_block_cache();
+// Empties the installed cache (nothing when none is installed).
+void release_cpu_block_cache();
 
 }  // namespace vimvq::util
