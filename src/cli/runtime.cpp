@@ -51,10 +51,9 @@ int configure_threads(int requested) {
 void keep_freed_memory_mapped() {
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: larger blocks are still mapped
   ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  // The blocks glibc still maps (activations at Vim-S/B widths) are reused instead of faulted in
-  // again.
+  // The blocks glibc still maps (activations at Vim-S/B widths; the cache's default threshold is
+  // the 32 MiB above) are reused instead of faulted in again.
   util::CpuBlockCacheOptions cache;
-  cache.min_block_bytes = size_t{32} << 20;  // the mmap threshold above
   if (const char* text = std::getenv("VIMVQ_CPU_CACHE_MB")) {
     char* end = nullptr;
     const unsigned long long mb = std::strtoull(text, &end, 10);

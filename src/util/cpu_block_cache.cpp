@@ -87,14 +87,15 @@ bool CpuBlockCache::take_back(void* block) {
     ++stats_.evicted_blocks;
     return true;
   }
-  evict_to(options_.max_cached_bytes - bytes);
+  stats_.evicted_blocks += evict_to(options_.max_cached_bytes - bytes);
   freed_.push_back({block, bytes});
   by_size_.emplace(bytes, std::prev(freed_.end()));
   stats_.cached_bytes += bytes;
   return true;
 }
 
-void CpuBlockCache::evict_to(size_t limit) {
+size_t CpuBlockCache::evict_to(size_t limit) {
+  size_t freed = 0;
   while (stats_.cached_bytes > limit && !freed_.empty()) {
     const Cached oldest = freed_.front();
     auto [first, last] = by_size_.equal_range(oldest.bytes);
@@ -106,9 +107,10 @@ void CpuBlockCache::evict_to(size_t limit) {
     }
     freed_.pop_front();
     stats_.cached_bytes -= oldest.bytes;
-    ++stats_.evicted_blocks;
     c10::free_cpu(oldest.block);
+    ++freed;
   }
+  return freed;
 }
 
 CpuBlockCacheStats CpuBlockCache::stats() const {
@@ -118,9 +120,7 @@ CpuBlockCacheStats CpuBlockCache::stats() const {
 
 void CpuBlockCache::release_cached() {
   std::lock_guard<std::mutex> lock(mutex_);
-  const size_t evicted = stats_.evicted_blocks;
-  evict_to(0);
-  stats_.evicted_blocks = evicted;  // a deliberate release is not an eviction
+  evict_to(0);  // a deliberate release: not counted as evictions
 }
 
 namespace {

@@ -53,7 +53,7 @@ class CpuBlockCache final : public c10::Allocator {
   };
   static void release(void* block);  // finds the cache that owns a large block, else frees it
   bool take_back(void* block);       // false: not one of this cache's blocks
-  void evict_to(size_t limit);       // caller holds mutex_
+  size_t evict_to(size_t limit);     // caller holds mutex_; returns the blocks freed
 
   CpuBlockCacheOptions options_;
   mutable std::mutex mutex_;
