@@ -11,7 +11,7 @@ weights (`step / plain`: the physical floor is 1.0). Prints the phase table, the
 with steps/s, warm-up, peak resident memory and the projection for the whole model at the default
 budget (400 steps per block, every block):
 
-  projection = load + embedding + blocks x (targets + importances + init + finish
+  projection = load + embedding + blocks x (targets + importances + codebooks + initial loss + finish
                + confirmations + hull updates scaled to 400 steps + 400 x step)
 
 (a calibrated block's finish pass is also the quantized chain's advance into the next block.
@@ -78,8 +78,10 @@ def summarise(model: str, r: dict, iters: int) -> dict:
     blocks = [b for b in prof["blocks"] if b["steps"] > 0]
     n = len(blocks)
     mean = lambda key: sum(b[key] for b in blocks) / n  # noqa: E731
-    phase = lambda name: sum(b["seconds"][name] for b in blocks) / n  # noqa: E731
-    per_block_fixed = sum(phase(p) for p in ("targets", "importances", "init", "finish", "confirm", "chain_advance"))
+    phase = lambda name: sum(b["seconds"].get(name, 0) for b in blocks) / n  # noqa: E731
+    # "init" is the codebooks and the initial loss together, as binaries before the split report it.
+    per_block_fixed = sum(phase(p) for p in ("targets", "importances", "init", "codebooks", "initial_loss", "finish",
+                                             "confirm", "chain_advance"))
     params = r["params"]
     hull = phase("hull_update") / max(1, hull_events(iters, params)) * hull_events(DEFAULT_ITERATIONS, params)
     step = mean("step_seconds")

@@ -66,20 +66,27 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
     ScopedPhase t(profiler_, block_, Phase::kImportances);
     importances = channel_importances();
   }
-  ScopedPhase t(profiler_, block_, Phase::kInit);
+  {
+    ScopedPhase t(profiler_, block_, Phase::kCodebooks);
+    make_quantizers(importances);
+    set_weights(/*hard=*/true);
+  }
+  ScopedPhase t(profiler_, block_, Phase::kInitialLoss);
+  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
+}
+
+void BlockCalibrator::make_quantizers(const std::map<std::string, at::Tensor>& importances) {
   std::map<std::string, at::Tensor> block_params;
-  for (const auto& pr : model_.block_module(block).named_parameters(true))
+  for (const auto& pr : model_.block_module(block_).named_parameters(true))
     block_params.emplace(pr.name, pr.value);
   for (const auto& info : layers_) {
     weights_.push_back(block_params.at(info.local_name).detach().clone().to(at::kFloat));
-    slots_.emplace_back(model_.block_module(block), info.local_name);
+    slots_.emplace_back(model_.block_module(block_), info.local_name);
     const auto h = importances.find(info.local_name);
     quantizers_.push_back(
         vq::make_layer_quantizer(weights_.back(), h == importances.end() ? at::Tensor() : h->second,
-                                 layer_quantizer_options(params, block, quantizers_.size())));
+                                 layer_quantizer_options(params_, block_, quantizers_.size())));
   }
-  set_weights(/*hard=*/true);
-  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
 }
 
 BlockCalibrator::~BlockCalibrator() = default;

@@ -10,8 +10,10 @@ const char* phase_name(Phase phase) {
       return "targets";
     case Phase::kImportances:
       return "importances";
-    case Phase::kInit:
-      return "init";
+    case Phase::kCodebooks:
+      return "codebooks";
+    case Phase::kInitialLoss:
+      return "initial_loss";
     case Phase::kSoftWeights:
       return "soft_weights";
     case Phase::kForward:

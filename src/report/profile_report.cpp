@@ -44,22 +44,21 @@ std::string profile_markdown(const calib::Profile& p) {
       "\n## Profile\n\nembedding %.2f s. Per calibrated block: seconds per phase, then per step "
       "(ms, steps after the first).\n\n",
       p.embed_seconds);
-  md << "| block | targets | importances | init | warm-up | steps | soft w | forward | backward | optimiser "
-        "| hull+check | confirm | finish | chain | step ms | plain f+b ms | ratio |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  md << "| block | targets | importances | codebooks | initial loss | warm-up | steps | soft w | forward "
+        "| backward | optimiser | hull+check | confirm | finish | chain | step ms | plain f+b ms | ratio |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& b : p.blocks) {
     if (b.steps == 0) continue;
     const double per = 1e3 / static_cast<double>(b.steps);
     md << strprintf(
-        "| %d | %.2f | %.2f | %.2f | %.2f | %lld | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | "
-        "%.1f "
-        "| %.1f | %.2f |\n",
-        b.block, seconds(b, Phase::kTargets), seconds(b, Phase::kImportances), seconds(b, Phase::kInit),
-        b.warmup_seconds, static_cast<long long>(b.steps), per * seconds(b, Phase::kSoftWeights),
-        per * seconds(b, Phase::kForward), per * seconds(b, Phase::kBackward),
-        per * seconds(b, Phase::kOptimiser), seconds(b, Phase::kHullUpdate), seconds(b, Phase::kConfirm),
-        seconds(b, Phase::kFinish), seconds(b, Phase::kChainAdvance), 1e3 * b.step_seconds(),
-        1e3 * b.reference_step_seconds, ratio(b));
+        "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %lld | %.1f | %.1f | %.1f | %.1f "
+        "| %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f |\n",
+        b.block, seconds(b, Phase::kTargets), seconds(b, Phase::kImportances), seconds(b, Phase::kCodebooks),
+        seconds(b, Phase::kInitialLoss), b.warmup_seconds, static_cast<long long>(b.steps),
+        per * seconds(b, Phase::kSoftWeights), per * seconds(b, Phase::kForward),
+        per * seconds(b, Phase::kBackward), per * seconds(b, Phase::kOptimiser),
+        seconds(b, Phase::kHullUpdate), seconds(b, Phase::kConfirm), seconds(b, Phase::kFinish),
+        seconds(b, Phase::kChainAdvance), 1e3 * b.step_seconds(), 1e3 * b.reference_step_seconds, ratio(b));
   }
   return md.str();
 }

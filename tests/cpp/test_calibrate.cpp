@@ -114,3 +114,26 @@ TEST(Calibrate, FineTuneLeavesCodesAlone) {
   }
   EXPECT_GT(moved, 0) << "the fine-tune trained no codebook";
 }
+
+// --profile: every block's warm-up holds the phases before its first step, every step is counted,
+// and the plain reference step was timed.
+TEST(Calibrate, ProfileAccountsForTheWarmUpAndEveryStep) {
+  auto m = micro();
+  const auto p = small_params(vq::Method::kVimvq, 2);
+  calib::Profiler profiler(c10::Device(c10::kCPU), /*reference_steps=*/2);
+  calib::quantize_model(m, images(16), p, {}, &profiler);
+  const calib::Profile& prof = profiler.profile();
+  ASSERT_EQ(prof.blocks.size(), 3u);
+  EXPECT_GT(prof.embed_seconds, 0);
+  for (const auto& b : prof.blocks) {
+    const auto s = [&](calib::Phase ph) { return b.seconds[static_cast<int>(ph)]; };
+    for (calib::Phase ph : {calib::Phase::kTargets, calib::Phase::kImportances, calib::Phase::kCodebooks,
+                            calib::Phase::kInitialLoss, calib::Phase::kForward, calib::Phase::kBackward})
+      EXPECT_GT(s(ph), 0) << "block " << b.block << ", " << calib::phase_name(ph);
+    EXPECT_GE(b.warmup_seconds, s(calib::Phase::kImportances) + s(calib::Phase::kCodebooks) +
+                                    s(calib::Phase::kInitialLoss) + b.first_step_seconds);
+    EXPECT_EQ(b.steps, p.iterations);
+    EXPECT_EQ(b.reference_steps, 2);
+    EXPECT_GT(b.reference_step_seconds, 0);
+  }
+}

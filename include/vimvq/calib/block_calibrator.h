@@ -57,6 +57,8 @@ class BlockCalibrator {
 
  private:
   std::map<std::string, at::Tensor> channel_importances();
+  // One quantizer per layer from its original weight and input-channel importances.
+  void make_quantizers(const std::map<std::string, at::Tensor>& importances);
   void set_weights(bool hard);
   bool reported(const vq::Event& event) const;
   double confirmed_share() const;

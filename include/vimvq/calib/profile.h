@@ -15,7 +15,8 @@ namespace vimvq::calib {
 enum class Phase : int {
   kTargets,      // the full-precision block on the full-precision chain
   kImportances,  // mean x^2 of the layer inputs
-  kInit,         // k-means / rtn levels, hulls, the initial block loss
+  kCodebooks,    // k-means / rtn levels and hulls of every layer
+  kInitialLoss,  // the block loss with the initial hard weights, over every calibration image
   kSoftWeights,  // building each layer's soft weight from ratios and codebook
   kForward,      // block forward and loss
   kBackward,
