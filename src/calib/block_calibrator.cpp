@@ -72,7 +72,7 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
     set_weights(/*hard=*/true);
   }
   ScopedPhase t(profiler_, block_, Phase::kInitialLoss);
-  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0));
+  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0), params_.batch_size);
 }
 
 void BlockCalibrator::make_quantizers(const std::map<std::string, at::Tensor>& importances) {
@@ -96,11 +96,10 @@ std::map<std::string, at::Tensor> BlockCalibrator::channel_importances() {
   std::map<std::string, at::Tensor> sum_sq;
   if (params_.importance != Importance::kDiag || params_.method == vq::Method::kRtn) return sum_sq;
   c10::NoGradGuard no_grad;
-  PassBlockCacheScope fresh_cache;
   const int64_t n = in_.hidden.size(0);
   int64_t rows = 0;
-  for (int64_t s = 0; s < n; s += kForwardBatch) {
-    const int64_t e = std::min(n, s + kForwardBatch);
+  for (int64_t s = 0; s < n; s += params_.batch_size) {
+    const int64_t e = std::min<int64_t>(n, s + params_.batch_size);
     for (auto& [name, x] :
          model_.layer_inputs(block_, in_.hidden.slice(0, s, e), in_.residual.slice(0, s, e))) {
       const at::Tensor part = x.reshape({-1, x.size(-1)}).to(at::kDouble).square().sum(0);
@@ -233,15 +232,15 @@ void BlockCalibrator::apply(int step, const vq::Event& event) {
     c10::NoGradGuard no_grad;
     set_weights(/*hard=*/false);
     c.step = step;
-    c.loss_before =
-        block_loss(model_, block_, in_, target_, std::min(in_.hidden.size(0), kConfirmationLossRows));
+    c.loss_before = block_loss(model_, block_, in_, target_,
+                               std::min(in_.hidden.size(0), kConfirmationLossRows), params_.batch_size);
   }
   for (auto& q : quantizers_) c.truncation_error += q->on_event(event);
   if (!report) return;
   c10::NoGradGuard no_grad;
   set_weights(/*hard=*/false);
-  c.loss_after =
-      block_loss(model_, block_, in_, target_, std::min(in_.hidden.size(0), kConfirmationLossRows));
+  c.loss_after = block_loss(model_, block_, in_, target_, std::min(in_.hidden.size(0), kConfirmationLossRows),
+                            params_.batch_size);
   c.fraction = confirmed_share();
   record_.confirmations.push_back(c);
 }
@@ -257,8 +256,8 @@ std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord
     slots_[i].set(hard.back().to(weights_[i].device()));
   }
   // One pass gives both the final loss and the quantized chain's next activations.
-  out_ = run_block(model_, block_, in_);
-  record_.loss_final = mean_squared_error(out_.hidden, target_, in_.hidden.size(0));
+  out_ = run_block(model_, block_, in_, params_.batch_size);
+  record_.loss_final = mean_squared_error(out_.hidden, target_, in_.hidden.size(0), params_.batch_size);
   record_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   for (size_t i = 0; i < quantizers_.size(); ++i) {
     LayerRecord r;

@@ -8,6 +8,7 @@
 #include "src/calib/chain_ops.h"
 #include "vimvq/calib/block_calibrator.h"
 #include "vimvq/model/parameter_slot.h"
+#include "vimvq/util/cpu_block_cache.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::calib {
@@ -73,7 +74,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   Chain fp;
   {
     ScopedPhase t(profiler, -1, Phase::kCount);
-    fp = embed_chain(m, images);
+    fp = embed_chain(m, images, p.batch_size);
   }
   Chain q = fp;
   CalibrationResult result;
@@ -92,7 +93,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     Chain target, q_next;
     {
       ScopedPhase t(profiler, b, Phase::kTargets);
-      target = run_block(m, b, fp);  // the full-precision block on the full-precision chain
+      target = run_block(m, b, fp, p.batch_size);  // the full-precision block on the full-precision chain
     }
     if (b < first_block) {
       restore_block(m, b, result);
@@ -117,8 +118,11 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
       continue;
     }
     ScopedPhase t(profiler, b, Phase::kChainAdvance);
-    q = run_block(m, b, q);  // the quantized chain moves on through the hard block
+    q = run_block(m, b, q, p.batch_size);  // the quantized chain moves on through the hard block
   }
+  // Blocks kept for the calibration's activations would only add to the peak of what follows
+  // (writing, evaluation at another batch size).
+  util::release_cpu_block_cache();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -1,29 +1,23 @@
 // Moving the calibration set through the model's pieces without gradients, in fixed-size slices
 // so that memory stays bounded by the slice, not the calibration set.
+//
+// The slices have as many rows as a calibration step (CalibrationParams::batch_size): the passes
+// and the steps then allocate activations of the same sizes, so the CPU block cache
+// (util/cpu_block_cache.h) hands the blocks of one to the other instead of each pass faulting in
+// fresh memory and leaving blocks of a size the steps never ask for.
 #pragma once
 
 #include "vimvq/calib/block_calibrator.h"
 
 namespace vimvq::calib {
 
-constexpr int64_t kForwardBatch = 64;  // rows per no-grad forward
-
-// A no-grad pass (kForwardBatch rows at a time) and the optimisation steps (batch_size rows) free
-// and reuse blocks of different sizes: what the CPU block cache kept for one would only add to the
-// peak during the other. Each pass starts and ends with the cache emptied.
-class PassBlockCacheScope {
- public:
-  PassBlockCacheScope();
-  ~PassBlockCacheScope();
-  PassBlockCacheScope(const PassBlockCacheScope&) = delete;
-  PassBlockCacheScope& operator=(const PassBlockCacheScope&) = delete;
-};
-
-Chain embed_chain(model::VimModel& model, const at::Tensor& images);
-Chain run_block(model::VimModel& model, int block, const Chain& in);
+Chain embed_chain(model::VimModel& model, const at::Tensor& images, int64_t slice_rows);
+Chain run_block(model::VimModel& model, int block, const Chain& in, int64_t slice_rows);
 // Mean squared error of the block's hidden output on the first `rows` rows against `target`.
-double block_loss(model::VimModel& model, int block, const Chain& in, const at::Tensor& target, int64_t rows);
-// The same loss of a block output already computed by run_block.
-double mean_squared_error(const at::Tensor& output, const at::Tensor& target, int64_t rows);
+double block_loss(model::VimModel& model, int block, const Chain& in, const at::Tensor& target, int64_t rows,
+                  int64_t slice_rows);
+// The same loss of a block output already computed by run_block with the same slice_rows.
+double mean_squared_error(const at::Tensor& output, const at::Tensor& target, int64_t rows,
+                          int64_t slice_rows);
 
 }  // namespace vimvq::calib
