@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "vimvq/util/error.h"
 #include "vimvq/vq/convex_combination.h"
@@ -19,17 +20,9 @@ ConvexQuantizer::ConvexQuantizer(const at::Tensor& subvectors, const at::Tensor&
   if (n < 1) throw Error("convex quantizer: hull size must be at least 1");
   const at::Tensor x = subvectors.detach().to(at::kFloat);
   const at::Tensor c = codebook.detach().to(at::kFloat);
-  hull_ = at::empty({n_sub, n}, x.options().dtype(at::kLong));
-  at::Tensor dist = at::empty({n_sub, n}, x.options());
-  // The n nearest codewords under the weighted distance, chunk by chunk (O(chunk * k) transient).
-  for (int64_t s = 0; s < n_sub; s += params.chunk_rows) {
-    const int64_t e = std::min(n_sub, s + params.chunk_rows);
-    const at::Tensor d = weighted_sq_distances(
-        x.slice(0, s, e), importance_.defined() ? importance_.slice(0, s, e) : importance_, c);
-    auto [values, indices] = d.topk(n, 1, /*largest=*/false, /*sorted=*/true);
-    hull_.slice(0, s, e).copy_(indices);
-    dist.slice(0, s, e).copy_(values);
-  }
+  // The n nearest codewords under the weighted distance.
+  at::Tensor dist;
+  std::tie(dist, hull_) = nearest_n_centroids(x, importance_, c, n, params.chunk_rows, params.fused_cpu);
   logits_ = (-(dist + params.logit_eps).log()).detach().requires_grad_(true);
   codebook_ = c.clone().requires_grad_(true);
   confirmed_ = at::zeros({n_sub}, x.options().dtype(at::kBool));

@@ -116,6 +116,29 @@ std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const a
   return {best, index};
 }
 
+std::pair<at::Tensor, at::Tensor> nearest_n_centroids(const at::Tensor& x, const at::Tensor& w,
+                                                      const at::Tensor& centroids, int64_t count,
+                                                      int64_t chunk_rows, bool fused_cpu) {
+  if (x.is_cpu() && fused_cpu && count <= cpu::kMaxNearest) {
+    at::Tensor best, index;
+    cpu::nearest_n_centroids(x.to(at::kFloat).contiguous(), w.defined() ? w.to(at::kFloat).contiguous() : w,
+                             centroids, count, best, index);
+    return {best, index};
+  }
+  const int64_t n = x.size(0);
+  at::Tensor best = at::empty({n, count}, x.options());
+  at::Tensor index = at::empty({n, count}, x.options().dtype(at::kLong));
+  for (int64_t s = 0; s < n; s += chunk_rows) {
+    const int64_t e = std::min(n, s + chunk_rows);
+    const at::Tensor d =
+        weighted_sq_distances(x.slice(0, s, e), w.defined() ? w.slice(0, s, e) : w, centroids);
+    auto [values, indices] = d.topk(count, 1, /*largest=*/false, /*sorted=*/true);
+    best.slice(0, s, e).copy_(values);
+    index.slice(0, s, e).copy_(indices);
+  }
+  return {best, index};
+}
+
 KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, const KMeansParams& p) {
   if (x_in.dim() != 2) throw Error("k-means: expected (n, d) data");
   const int64_t n = x_in.size(0), d = x_in.size(1);

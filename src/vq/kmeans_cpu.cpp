@@ -20,28 +20,42 @@ constexpr int kMaxDim = 16;
 typedef float RowsF __attribute__((vector_size(kLanes * sizeof(float))));
 typedef int32_t RowsI __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
-// D > 0: the sub-vector length known at compile time (fully unrolled); D == 0: runtime `dim`.
+// A block of kLanes rows, transposed so that lane l holds row l: xt[t][l] = x[l, t]. Spare lanes
+// (rows < kLanes) repeat the last row.
+template <bool kWeighted>
+void load_rows(const float* x, const float* w, int64_t rows, int d, RowsF* xt, RowsF* wt) {
+  for (int t = 0; t < d; ++t) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const int64_t r = std::min(l, rows - 1);
+      xt[t][l] = x[r * d + t];
+      wt[t][l] = kWeighted ? w[r * d + t] : 1.f;
+    }
+  }
+}
+
+// The weighted squared distance of every lane's row to one centroid. D > 0: the sub-vector length
+// known at compile time (fully unrolled); D == 0: runtime `dim`.
+template <int D, bool kWeighted>
+RowsF distance_to(const RowsF* xt, const RowsF* wt, const float* c, int dim) {
+  const int d = D > 0 ? D : dim;
+  RowsF acc = RowsF{};
+  for (int t = 0; t < d; ++t) {
+    const RowsF diff = xt[t] - c[t];
+    acc += kWeighted ? wt[t] * diff * diff : diff * diff;
+  }
+  return acc;
+}
+
 template <int D, bool kWeighted>
 void nearest_in_block(const float* x, const float* w, int64_t rows, int dim, const float* centroids,
                       int64_t k, float* best, int64_t* index) {
   const int d = D > 0 ? D : dim;
   RowsF xt[kMaxDim], wt[kMaxDim];
-  for (int t = 0; t < d; ++t) {
-    for (int64_t l = 0; l < kLanes; ++l) {
-      const int64_t r = std::min(l, rows - 1);  // spare lanes repeat the last row
-      xt[t][l] = x[r * d + t];
-      wt[t][l] = kWeighted ? w[r * d + t] : 1.f;
-    }
-  }
+  load_rows<kWeighted>(x, w, rows, d, xt, wt);
   RowsF best_value = RowsF{} + std::numeric_limits<float>::infinity();
   RowsI best_index = RowsI{};
   for (int64_t j = 0; j < k; ++j) {
-    const float* c = centroids + j * d;
-    RowsF acc = RowsF{};
-    for (int t = 0; t < d; ++t) {
-      const RowsF diff = xt[t] - c[t];
-      acc += kWeighted ? wt[t] * diff * diff : diff * diff;
-    }
+    const RowsF acc = distance_to<D, kWeighted>(xt, wt, centroids + j * d, d);
     const RowsI better = acc < best_value;
     best_value = better ? acc : best_value;
     best_index = better ? RowsI{} + static_cast<int32_t>(j) : best_index;
@@ -52,17 +66,72 @@ void nearest_in_block(const float* x, const float* w, int64_t rows, int dim, con
   }
 }
 
+// The `count` nearest centroids of each lane's row, nearest first: each centroid is inserted into
+// the lanes' sorted lists by compare-and-swap down the list, so a strict `<` keeps the smaller
+// index first on ties, as nearest_in_block does. N > 0: count known at compile time.
+template <int D, int N, bool kWeighted>
+void nearest_n_in_block(const float* x, const float* w, int64_t rows, int dim, const float* centroids,
+                        int64_t k, int count, float* best, int64_t* index) {
+  const int d = D > 0 ? D : dim;
+  const int n = N > 0 ? N : count;
+  RowsF xt[kMaxDim], wt[kMaxDim];
+  load_rows<kWeighted>(x, w, rows, d, xt, wt);
+  RowsF value[kMaxNearest];
+  RowsI which[kMaxNearest];
+  for (int i = 0; i < n; ++i) {
+    value[i] = RowsF{} + std::numeric_limits<float>::infinity();
+    which[i] = RowsI{};
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    RowsF acc = distance_to<D, kWeighted>(xt, wt, centroids + j * d, d);
+    RowsI id = RowsI{} + static_cast<int32_t>(j);
+    for (int i = 0; i < n; ++i) {
+      const RowsI less = acc < value[i];
+      const RowsF v = value[i];
+      const RowsI v_id = which[i];
+      value[i] = less ? acc : v;
+      which[i] = less ? id : v_id;
+      acc = less ? v : acc;
+      id = less ? v_id : id;
+    }
+  }
+  for (int64_t l = 0; l < rows; ++l) {
+    for (int i = 0; i < n; ++i) {
+      best[l * n + i] = value[i][l];
+      index[l * n + i] = which[i][l];
+    }
+  }
+}
+
+// Runs block(row, rows) over every block of kLanes rows, in parallel; cost_per_row: the work a
+// row costs relative to one multiply-add, for the grain.
+template <typename Block>
+void for_row_blocks(int64_t n, int64_t cost_per_row, const Block& block) {
+  const int64_t blocks = (n + kLanes - 1) / kLanes;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(cost_per_row, 1));
+  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t row = b * kLanes;
+      block(row, std::min(kLanes, n - row));
+    }
+  });
+}
+
 template <int D, bool kWeighted>
 void nearest_all(const float* x, const float* w, int64_t n, int d, const float* centroids, int64_t k,
                  float* best, int64_t* index) {
-  const int64_t blocks = (n + kLanes - 1) / kLanes;
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(k * d, 1));
-  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t row = b * kLanes, rows = std::min(kLanes, n - row);
-      nearest_in_block<D, kWeighted>(x + row * d, kWeighted ? w + row * d : nullptr, rows, d, centroids, k,
-                                     best + row, index + row);
-    }
+  for_row_blocks(n, k * d, [&](int64_t row, int64_t rows) {
+    nearest_in_block<D, kWeighted>(x + row * d, kWeighted ? w + row * d : nullptr, rows, d, centroids, k,
+                                   best + row, index + row);
+  });
+}
+
+template <int D, int N, bool kWeighted>
+void nearest_n_all(const float* x, const float* w, int64_t n, int d, const float* centroids, int64_t k,
+                   int count, float* best, int64_t* index) {
+  for_row_blocks(n, k * (d + count), [&](int64_t row, int64_t rows) {
+    nearest_n_in_block<D, N, kWeighted>(x + row * d, kWeighted ? w + row * d : nullptr, rows, d, centroids, k,
+                                        count, best + row * count, index + row * count);
   });
 }
 
@@ -83,6 +152,14 @@ void nearest_dispatch(const float* x, const float* w, int64_t n, int d, const fl
   }
 }
 
+// The hull's default (4 codewords at sub-vector length 4) unrolled; any other shape generic.
+template <bool kWeighted>
+void nearest_n_dispatch(const float* x, const float* w, int64_t n, int d, const float* c, int64_t k,
+                        int count, float* best, int64_t* index) {
+  if (d == 4 && count == 4) return nearest_n_all<4, 4, kWeighted>(x, w, n, d, c, k, count, best, index);
+  nearest_n_all<0, 0, kWeighted>(x, w, n, d, c, k, count, best, index);
+}
+
 float sq_distance(const float* x, const float* w, const float* point, int d) {
   float acc = 0.f;
   for (int t = 0; t < d; ++t) {
@@ -94,15 +171,23 @@ float sq_distance(const float* x, const float* w, const float* point, int d) {
 
 }  // namespace
 
-void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
-                       at::Tensor& best, at::Tensor& index) {
+namespace {
+
+void check_shapes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids) {
   if (x.dim() != 2 || centroids.dim() != 2 || centroids.size(1) != x.size(1) ||
       (w.defined() && w.sizes() != x.sizes()))
     throw Error("k-means: expected (n, d) data, (n, d) weights and (k, d) centroids");
+  if (x.size(1) > kMaxDim)
+    throw Error("k-means: sub-vector length " + std::to_string(x.size(1)) + " > " + std::to_string(kMaxDim));
+}
+
+}  // namespace
+
+void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
+                       at::Tensor& best, at::Tensor& index) {
+  check_shapes(x, w, centroids);
   const int64_t n = x.size(0), k = centroids.size(0);
   const int d = static_cast<int>(x.size(1));
-  if (d > kMaxDim)
-    throw Error("k-means: sub-vector length " + std::to_string(d) + " > " + std::to_string(kMaxDim));
   const at::Tensor c = centroids.to(at::kFloat).contiguous();
   best = at::empty({n}, x.options());
   index = at::empty({n}, x.options().dtype(at::kLong));
@@ -113,6 +198,28 @@ void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   } else {
     nearest_dispatch<false>(x.data_ptr<float>(), nullptr, n, d, c.data_ptr<float>(), k,
                             best.data_ptr<float>(), index.data_ptr<int64_t>());
+  }
+}
+
+void nearest_n_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids, int64_t count,
+                         at::Tensor& best, at::Tensor& index) {
+  check_shapes(x, w, centroids);
+  const int64_t n = x.size(0), k = centroids.size(0);
+  if (count < 1 || count > std::min<int64_t>(k, kMaxNearest))
+    throw Error("k-means: " + std::to_string(count) + " nearest of " + std::to_string(k) +
+                " centroids (at most " + std::to_string(kMaxNearest) + ")");
+  const int d = static_cast<int>(x.size(1));
+  const int m = static_cast<int>(count);
+  const at::Tensor c = centroids.to(at::kFloat).contiguous();
+  best = at::empty({n, count}, x.options());
+  index = at::empty({n, count}, x.options().dtype(at::kLong));
+  if (n == 0) return;
+  if (w.defined()) {
+    nearest_n_dispatch<true>(x.data_ptr<float>(), w.data_ptr<float>(), n, d, c.data_ptr<float>(), k, m,
+                             best.data_ptr<float>(), index.data_ptr<int64_t>());
+  } else {
+    nearest_n_dispatch<false>(x.data_ptr<float>(), nullptr, n, d, c.data_ptr<float>(), k, m,
+                              best.data_ptr<float>(), index.data_ptr<int64_t>());
   }
 }
 

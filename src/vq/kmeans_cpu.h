@@ -16,6 +16,13 @@ namespace vimvq::vq::cpu {
 void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
                        at::Tensor& best, at::Tensor& index);
 
+constexpr int64_t kMaxNearest = 16;
+
+// The `count` nearest centroids of every row, nearest first (smaller index first on ties):
+// best and index (n, count). count at most min(k, kMaxNearest).
+void nearest_n_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids, int64_t count,
+                         at::Tensor& best, at::Tensor& index);
+
 // k-means++ seeding: first centre uniform, then each with probability proportional to the
 // weighted squared distance to the nearest centre so far (sums in float64).
 at::Tensor kmeans_plus_plus(const at::Tensor& x, const at::Tensor& w, int64_t k, std::mt19937_64& rng);

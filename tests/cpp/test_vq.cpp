@@ -123,6 +123,30 @@ TEST(KMeans, NearestCentroidsMatchDirectForEveryLength) {
   }
 }
 
+TEST(KMeans, NearestNCentroidsAreSortedAndAgreeWithTopk) {
+  // The fused kernel is unrolled for 4 of length 4 and generic otherwise; 50 rows leave a partial
+  // block of lanes. Both paths must give the nearest `count`, nearest first.
+  for (const int64_t d : {1, 3, 4, 8}) {
+    for (const int64_t count : {1, 3, 4, 6}) {
+      const at::Tensor x = randn({50, d}, 20), w = rand({50, d}, 21), c = randn({16, d}, 22);
+      for (const bool weighted : {true, false}) {
+        const at::Tensor wd = weighted ? w : at::Tensor();
+        at::Tensor direct = (x.unsqueeze(1) - c.unsqueeze(0)).square();
+        direct = (weighted ? direct * w.unsqueeze(1) : direct).sum(2);
+        const auto [want, want_index] = direct.topk(count, 1, /*largest=*/false, /*sorted=*/true);
+        for (const bool fused : {true, false}) {
+          const auto [best, index] = vq::nearest_n_centroids(x, wd, c, count, 7, fused);
+          const std::string what = "d " + std::to_string(d) + ", count " + std::to_string(count) +
+                                   (weighted ? ", weighted" : "") + (fused ? ", fused" : ", tensor");
+          EXPECT_TRUE(at::equal(index, want_index)) << what;
+          EXPECT_TRUE(at::allclose(best, want, 1e-4, 1e-5)) << what;
+          EXPECT_TRUE(at::equal(index.select(1, 0), vq::nearest_centroids(x, wd, c, 7).second)) << what;
+        }
+      }
+    }
+  }
+}
+
 TEST(KMeans, FusedCpuKernelsAgreeWithTheTensorFormulation) {
   // The tensor formulation is what other devices run; on CPU both must reach the same clustering.
   const int64_t k = 12, per = 80, d = 4;
@@ -263,13 +287,15 @@ TEST(ConvexCombination, FusedCpuKernelAgreesWithTheTensorFormulation) {
   tensor_params.fused_cpu = false;
   vq::ConvexQuantizer fused(sub, importance, codebook, {});
   vq::ConvexQuantizer tensor(sub, importance, codebook, tensor_params);
-  for (auto* q : {&fused, &tensor}) {
-    {
-      c10::NoGradGuard no_grad;
-      q->logits().add_(randn(q->logits().sizes().vec(), 21));  // ratios away from one-hot
-    }
-    q->confirm_to_fraction(0.3);
+  {
+    // Both start from the same hull and ratios (the first hull's distances are summed differently
+    // on the two paths: term by term in the fused one), ratios away from one-hot.
+    c10::NoGradGuard no_grad;
+    tensor.hull().copy_(fused.hull());
+    const at::Tensor start = fused.logits() + randn(fused.logits().sizes().vec(), 21);
+    for (auto* q : {&fused, &tensor}) q->logits().copy_(start);
   }
+  for (auto* q : {&fused, &tensor}) q->confirm_to_fraction(0.3);
   const at::Tensor target = randn(sub.sizes().vec(), 22);
   const at::Tensor soft = fused.soft_subvectors();
   EXPECT_TRUE(at::allclose(soft, tensor.soft_subvectors(), 1e-5, 1e-6));

@@ -41,6 +41,14 @@ at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const
 std::pair<at::Tensor, at::Tensor> nearest_centroids(const at::Tensor& x, const at::Tensor& w,
                                                     const at::Tensor& centroids, int64_t chunk_rows);
 
+// The `count` nearest centroids of every row, nearest first: (distances (n, count), indices (n,
+// count) int64). CPU with fused_cpu: one pass of the fused kernel, distances summed term by term
+// as the k-means assignment does (count up to 16); otherwise weighted_sq_distances and topk,
+// chunk_rows rows at a time.
+std::pair<at::Tensor, at::Tensor> nearest_n_centroids(const at::Tensor& x, const at::Tensor& w,
+                                                      const at::Tensor& centroids, int64_t count,
+                                                      int64_t chunk_rows, bool fused_cpu = true);
+
 // x: (n, d) float; weights: (n, d) non-negative, or an undefined tensor for plain k-means.
 KMeansResult weighted_kmeans(const at::Tensor& x, const at::Tensor& weights, const KMeansParams& params);
 
