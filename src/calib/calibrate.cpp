@@ -62,6 +62,14 @@ void restore_block(model::VimModel& m, int b, const CalibrationResult& done) {
   }
 }
 
+std::vector<model::LayerInfo> layers_of_block(const std::vector<model::LayerInfo>& selected, int block) {
+  std::vector<model::LayerInfo> layers;
+  for (const auto& l : selected) {
+    if (l.block == block) layers.push_back(l);
+  }
+  return layers;
+}
+
 }  // namespace
 
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
@@ -86,10 +94,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   }
   const int last_block = selected.back().block;  // nothing after it needs the chains
   for (int b = 0; b <= last_block; ++b) {
-    std::vector<model::LayerInfo> layers;
-    for (const auto& l : selected) {
-      if (l.block == b) layers.push_back(l);
-    }
+    const std::vector<model::LayerInfo> layers = layers_of_block(selected, b);
     Chain target, q_next;
     {
       ScopedPhase t(profiler, b, Phase::kTargets);
