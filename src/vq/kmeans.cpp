@@ -75,20 +75,29 @@ at::Tensor weighted_sq_distances(const at::Tensor& x, const at::Tensor& w, const
 
 namespace {
 
-std::pair<at::Tensor, at::Tensor> nearest_centroids_tensor(const at::Tensor& x, const at::Tensor& w,
-                                                           const at::Tensor& centroids, int64_t chunk_rows) {
+// Per chunk of rows, reduce(distances) -> (values, indices) of the chunk's (rows x k) weighted
+// distance matrix, written into tensors of `shape` (first dimension: rows).
+template <typename Reduce>
+std::pair<at::Tensor, at::Tensor> reduce_distance_chunks(const at::Tensor& x, const at::Tensor& w,
+                                                         const at::Tensor& centroids, int64_t chunk_rows,
+                                                         at::IntArrayRef shape, Reduce reduce) {
   const int64_t n = x.size(0);
-  at::Tensor best = at::empty({n}, x.options());
-  at::Tensor index = at::empty({n}, x.options().dtype(at::kLong));
+  at::Tensor best = at::empty(shape, x.options());
+  at::Tensor index = at::empty(shape, x.options().dtype(at::kLong));
   for (int64_t start = 0; start < n; start += chunk_rows) {
     const int64_t end = std::min(n, start + chunk_rows);
-    const at::Tensor d =
-        weighted_sq_distances(x.slice(0, start, end), w.defined() ? w.slice(0, start, end) : w, centroids);
-    auto [value, arg] = d.min(1);
+    auto [value, arg] = reduce(
+        weighted_sq_distances(x.slice(0, start, end), w.defined() ? w.slice(0, start, end) : w, centroids));
     best.slice(0, start, end).copy_(value);
     index.slice(0, start, end).copy_(arg);
   }
   return {best, index};
+}
+
+std::pair<at::Tensor, at::Tensor> nearest_centroids_tensor(const at::Tensor& x, const at::Tensor& w,
+                                                           const at::Tensor& centroids, int64_t chunk_rows) {
+  return reduce_distance_chunks(x, w, centroids, chunk_rows, {x.size(0)},
+                                [](const at::Tensor& d) { return d.min(1); });
 }
 
 // Weighted mean per dimension (minimises the weighted SSE of a fixed assignment); a dimension
@@ -125,18 +134,9 @@ std::pair<at::Tensor, at::Tensor> nearest_n_centroids(const at::Tensor& x, const
                              centroids, count, best, index);
     return {best, index};
   }
-  const int64_t n = x.size(0);
-  at::Tensor best = at::empty({n, count}, x.options());
-  at::Tensor index = at::empty({n, count}, x.options().dtype(at::kLong));
-  for (int64_t s = 0; s < n; s += chunk_rows) {
-    const int64_t e = std::min(n, s + chunk_rows);
-    const at::Tensor d =
-        weighted_sq_distances(x.slice(0, s, e), w.defined() ? w.slice(0, s, e) : w, centroids);
-    auto [values, indices] = d.topk(count, 1, /*largest=*/false, /*sorted=*/true);
-    best.slice(0, s, e).copy_(values);
-    index.slice(0, s, e).copy_(indices);
-  }
-  return {best, index};
+  return reduce_distance_chunks(
+      x, w, centroids, chunk_rows, {x.size(0), count},
+      [count](const at::Tensor& d) { return d.topk(count, 1, /*largest=*/false, /*sorted=*/true); });
 }
 
 KMeansResult weighted_kmeans(const at::Tensor& x_in, const at::Tensor& weights, const KMeansParams& p) {

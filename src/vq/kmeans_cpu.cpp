@@ -46,29 +46,10 @@ RowsF distance_to(const RowsF* xt, const RowsF* wt, const float* c, int dim) {
   return acc;
 }
 
-template <int D, bool kWeighted>
-void nearest_in_block(const float* x, const float* w, int64_t rows, int dim, const float* centroids,
-                      int64_t k, float* best, int64_t* index) {
-  const int d = D > 0 ? D : dim;
-  RowsF xt[kMaxDim], wt[kMaxDim];
-  load_rows<kWeighted>(x, w, rows, d, xt, wt);
-  RowsF best_value = RowsF{} + std::numeric_limits<float>::infinity();
-  RowsI best_index = RowsI{};
-  for (int64_t j = 0; j < k; ++j) {
-    const RowsF acc = distance_to<D, kWeighted>(xt, wt, centroids + j * d, d);
-    const RowsI better = acc < best_value;
-    best_value = better ? acc : best_value;
-    best_index = better ? RowsI{} + static_cast<int32_t>(j) : best_index;
-  }
-  for (int64_t l = 0; l < rows; ++l) {
-    best[l] = best_value[l];
-    index[l] = best_index[l];
-  }
-}
-
 // The `count` nearest centroids of each lane's row, nearest first: each centroid is inserted into
 // the lanes' sorted lists by compare-and-swap down the list, so a strict `<` keeps the smaller
-// index first on ties, as nearest_in_block does. N > 0: count known at compile time.
+// index first on ties. N > 0: count known at compile time (1: the nearest, the k-means
+// assignment).
 template <int D, int N, bool kWeighted>
 void nearest_n_in_block(const float* x, const float* w, int64_t rows, int dim, const float* centroids,
                         int64_t k, int count, float* best, int64_t* index) {
@@ -117,15 +98,6 @@ void for_row_blocks(int64_t n, int64_t cost_per_row, const Block& block) {
   });
 }
 
-template <int D, bool kWeighted>
-void nearest_all(const float* x, const float* w, int64_t n, int d, const float* centroids, int64_t k,
-                 float* best, int64_t* index) {
-  for_row_blocks(n, k * d, [&](int64_t row, int64_t rows) {
-    nearest_in_block<D, kWeighted>(x + row * d, kWeighted ? w + row * d : nullptr, rows, d, centroids, k,
-                                   best + row, index + row);
-  });
-}
-
 template <int D, int N, bool kWeighted>
 void nearest_n_all(const float* x, const float* w, int64_t n, int d, const float* centroids, int64_t k,
                    int count, float* best, int64_t* index) {
@@ -135,29 +107,31 @@ void nearest_n_all(const float* x, const float* w, int64_t n, int d, const float
   });
 }
 
-template <bool kWeighted>
-void nearest_dispatch(const float* x, const float* w, int64_t n, int d, const float* c, int64_t k,
-                      float* best, int64_t* index) {
+// Sub-vector lengths 1, 2, 4 and 8 unrolled, any other generic.
+template <int N, bool kWeighted>
+void nearest_n_by_length(const float* x, const float* w, int64_t n, int d, const float* c, int64_t k,
+                         int count, float* best, int64_t* index) {
   switch (d) {
     case 1:
-      return nearest_all<1, kWeighted>(x, w, n, d, c, k, best, index);
+      return nearest_n_all<1, N, kWeighted>(x, w, n, d, c, k, count, best, index);
     case 2:
-      return nearest_all<2, kWeighted>(x, w, n, d, c, k, best, index);
+      return nearest_n_all<2, N, kWeighted>(x, w, n, d, c, k, count, best, index);
     case 4:
-      return nearest_all<4, kWeighted>(x, w, n, d, c, k, best, index);
+      return nearest_n_all<4, N, kWeighted>(x, w, n, d, c, k, count, best, index);
     case 8:
-      return nearest_all<8, kWeighted>(x, w, n, d, c, k, best, index);
+      return nearest_n_all<8, N, kWeighted>(x, w, n, d, c, k, count, best, index);
     default:
-      return nearest_all<0, kWeighted>(x, w, n, d, c, k, best, index);
+      return nearest_n_all<0, N, kWeighted>(x, w, n, d, c, k, count, best, index);
   }
 }
 
-// The hull's default (4 codewords at sub-vector length 4) unrolled; any other shape generic.
+// The k-means assignment (1) and the hull's default (4) unrolled, any other count generic.
 template <bool kWeighted>
 void nearest_n_dispatch(const float* x, const float* w, int64_t n, int d, const float* c, int64_t k,
                         int count, float* best, int64_t* index) {
-  if (d == 4 && count == 4) return nearest_n_all<4, 4, kWeighted>(x, w, n, d, c, k, count, best, index);
-  nearest_n_all<0, 0, kWeighted>(x, w, n, d, c, k, count, best, index);
+  if (count == 1) return nearest_n_by_length<1, kWeighted>(x, w, n, d, c, k, count, best, index);
+  if (count == 4) return nearest_n_by_length<4, kWeighted>(x, w, n, d, c, k, count, best, index);
+  nearest_n_by_length<0, kWeighted>(x, w, n, d, c, k, count, best, index);
 }
 
 float sq_distance(const float* x, const float* w, const float* point, int d) {
@@ -183,24 +157,6 @@ void check_shapes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& ce
 
 }  // namespace
 
-void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
-                       at::Tensor& best, at::Tensor& index) {
-  check_shapes(x, w, centroids);
-  const int64_t n = x.size(0), k = centroids.size(0);
-  const int d = static_cast<int>(x.size(1));
-  const at::Tensor c = centroids.to(at::kFloat).contiguous();
-  best = at::empty({n}, x.options());
-  index = at::empty({n}, x.options().dtype(at::kLong));
-  if (n == 0) return;
-  if (w.defined()) {
-    nearest_dispatch<true>(x.data_ptr<float>(), w.data_ptr<float>(), n, d, c.data_ptr<float>(), k,
-                           best.data_ptr<float>(), index.data_ptr<int64_t>());
-  } else {
-    nearest_dispatch<false>(x.data_ptr<float>(), nullptr, n, d, c.data_ptr<float>(), k,
-                            best.data_ptr<float>(), index.data_ptr<int64_t>());
-  }
-}
-
 void nearest_n_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids, int64_t count,
                          at::Tensor& best, at::Tensor& index) {
   check_shapes(x, w, centroids);
@@ -221,6 +177,13 @@ void nearest_n_centroids(const at::Tensor& x, const at::Tensor& w, const at::Ten
     nearest_n_dispatch<false>(x.data_ptr<float>(), nullptr, n, d, c.data_ptr<float>(), k, m,
                               best.data_ptr<float>(), index.data_ptr<int64_t>());
   }
+}
+
+void nearest_centroids(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids,
+                       at::Tensor& best, at::Tensor& index) {
+  nearest_n_centroids(x, w, centroids, 1, best, index);
+  best = best.view({x.size(0)});
+  index = index.view({x.size(0)});
 }
 
 at::Tensor kmeans_plus_plus(const at::Tensor& x, const at::Tensor& w, int64_t k, std::mt19937_64& rng) {

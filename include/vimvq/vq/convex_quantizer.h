@@ -17,8 +17,7 @@ struct ConvexParams {
   int hull_size = 4;          // n: candidate codewords per sub-vector
   double logit_eps = 1e-8;    // z = -log(dist + eps) at initialisation
   int64_t chunk_rows = 8192;  // rows per distance block in hull searches
-  bool fused_cpu =
-      true;  // CPU: soft sub-vectors (vq/convex_combination.h) and the first hull by fused kernels
+  bool fused_cpu = true;      // CPU: fused kernels for the soft sub-vectors and the first hull
 };
 
 enum class ConfirmOrder {
