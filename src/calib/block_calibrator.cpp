@@ -5,12 +5,62 @@
 #include <torch/optim/adam.h>
 
 #include "src/calib/chain_ops.h"
+#include "vimvq/calib/plateau.h"
 
 namespace vimvq::calib {
 namespace {
 
 // Confirmation-time losses use a fixed subset: they are reports, not part of the optimisation.
 constexpr int64_t kConfirmationLossRows = 64;
+
+// Sums the steps' task losses where they were computed (no device sync per step) and reads the
+// mean once per epoch.
+class EpochLosses {
+ public:
+  explicit EpochLosses(int64_t steps_per_epoch) : steps_per_epoch_(steps_per_epoch) {}
+  void add(const at::Tensor& loss) {
+    sum_ = sum_.defined() ? sum_ + loss : loss;
+    ++steps_;
+  }
+  bool full() const { return steps_ == steps_per_epoch_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  double take_mean() {
+    const double mean = sum_.item<double>() / static_cast<double>(steps_);
+    sum_ = at::Tensor();
+    steps_ = 0;
+    return mean;
+  }
+
+ private:
+  int64_t steps_per_epoch_, steps_ = 0;
+  at::Tensor sum_;
+};
+
+// The steps' batches: a seeded permutation of the images, drawn afresh once the rest of it cannot
+// fill a batch.
+class BatchOrder {
+ public:
+  BatchOrder(int64_t images, int64_t batch_size, at::Generator& generator, at::Device device)
+      : images_(images), batch_size_(batch_size), generator_(generator), device_(device) {
+    shuffle();
+  }
+  at::Tensor next() {
+    if (cursor_ + batch_size_ > images_) shuffle();
+    const at::Tensor batch = order_.slice(0, cursor_, std::min(images_, cursor_ + batch_size_));
+    cursor_ += batch_size_;
+    return batch;
+  }
+
+ private:
+  void shuffle() {
+    order_ = at::randperm(images_, generator_).to(device_);
+    cursor_ = 0;
+  }
+  int64_t images_, batch_size_, cursor_ = 0;
+  at::Generator& generator_;
+  at::Device device_;
+  at::Tensor order_;
+};
 
 }  // namespace
 
@@ -138,29 +188,50 @@ void BlockCalibrator::train(at::Generator& generator, const std::function<void(i
   codebook_optimiser_ =
       std::make_unique<torch::optim::Adam>(books, torch::optim::AdamOptions(params_.lr_codebook));
   const int64_t n = in_.hidden.size(0);
-  at::Tensor order = at::randperm(n, generator).to(in_.hidden.device());
-  int64_t cursor = 0;
-  for (int s = 0; s < params_.iterations; ++s) {
+  BatchOrder batches(n, params_.batch_size, generator, in_.hidden.device());
+  EpochLosses epoch(std::max<int64_t>(1, n / params_.batch_size));
+  PlateauDetector plateau(params_.early_stop_tolerance, params_.early_stop_patience);
+  StageSpan stage = stage_span(0, schedule_);
+  int epoch_begin = 0;  // the step the current epoch began at
+  for (int s = 0; s < params_.iterations;) {
     const auto step_start = std::chrono::steady_clock::now();
-    if (cursor + params_.batch_size > n) {  // a fresh permutation once the rest cannot fill a batch
-      order = at::randperm(n, generator).to(in_.hidden.device());
-      cursor = 0;
-    }
-    const at::Tensor batch = order.slice(0, cursor, std::min(n, cursor + params_.batch_size));
-    cursor += params_.batch_size;
     const StepPlan plan = plan_step(s, schedule_);
-    step(s, plan, batch);
-    if (profiler_ && s == 0) {
-      BlockProfile& bp = profiler_->block(block_);
-      const auto now = std::chrono::steady_clock::now();
-      bp.first_step_seconds = std::chrono::duration<double>(now - step_start).count();
-      bp.warmup_seconds = std::chrono::duration<double>(now - start_).count();
-    }
-    if (profiler_) ++profiler_->block(block_).steps;
-    if (advance) advance(1);
+    epoch.add(step(plan, batches.next()));
+    ++record_.steps;
+    if (profiler_) count_step(s == 0 ? &step_start : nullptr);
     for (const auto& e : plan.after) apply(s + 1, e);
+    int next = s + 1;
+    if (epoch.full()) {
+      record_.epoch_losses.push_back(epoch.take_mean());
+      if (epoch_begin >= stage.begin && plateau.add(record_.epoch_losses.back()))
+        next = skip_plateau(s, static_cast<int>(epoch.steps_per_epoch()));
+      epoch_begin = next;
+    }
+    if (advance) advance(next - s);
+    if (next >= stage.end) {
+      stage = stage_span(next, schedule_);
+      plateau.reset();
+    }
+    s = next;
   }
   if (profiler_) time_reference_steps(profiler_->reference_steps());
+}
+
+void BlockCalibrator::count_step(const std::chrono::steady_clock::time_point* first_step_start) {
+  BlockProfile& bp = profiler_->block(block_);
+  ++bp.steps;
+  if (!first_step_start) return;
+  const auto now = std::chrono::steady_clock::now();
+  bp.first_step_seconds = std::chrono::duration<double>(now - *first_step_start).count();
+  bp.warmup_seconds = std::chrono::duration<double>(now - start_).count();
+}
+
+// The stage's loss plateaued after `step`: the steps up to its last `tail` are skipped, and their
+// periodic events applied once.
+int BlockCalibrator::skip_plateau(int step, int tail) {
+  const int next = step_after_plateau(step, tail, schedule_);
+  for (const auto& e : periodic_events(step + 1, next, schedule_)) apply(next, e);
+  return next;
 }
 
 // A plain forward+backward of the block with its original weights as leaves: what a step costs
@@ -192,17 +263,18 @@ void BlockCalibrator::time_reference_steps(int steps) {
   bp.reference_step_seconds = steps > 0 ? total / steps : 0;
 }
 
-void BlockCalibrator::step(int /*index*/, const StepPlan& plan, const at::Tensor& batch) {
+at::Tensor BlockCalibrator::step(const StepPlan& plan, const at::Tensor& batch) {
   {
     ScopedPhase t(profiler_, block_, Phase::kSoftWeights);
     set_weights(/*hard=*/false);
   }
-  at::Tensor loss;
+  at::Tensor loss, task_loss;
   {
     ScopedPhase t(profiler_, block_, Phase::kForward);
     const at::Tensor out =
         model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
     loss = (out - target_.index_select(0, batch)).square().mean();
+    task_loss = loss.detach();
     if (plan.train_ratios && params_.regularizer > 0) {
       const double lambda = params_.regularizer * record_.loss_init * plan.ramp_step / plan.ramp_length;
       for (const auto& q : quantizers_) {
@@ -220,6 +292,7 @@ void BlockCalibrator::step(int /*index*/, const StepPlan& plan, const at::Tensor
   ScopedPhase t(profiler_, block_, Phase::kOptimiser);
   if (plan.train_ratios) ratio_optimiser_->step();
   codebook_optimiser_->step();
+  return task_loss;
 }
 
 void BlockCalibrator::apply(int step, const vq::Event& event) {

@@ -171,6 +171,11 @@ const std::vector<ParamSpec>& table() {
            "ratio regularizer weight, relative to the block's k-means loss; ramps up within each stage"),
       real("finetune_fraction", &P::finetune_fraction, 0, 1, Bounds::kOpenHigh,
            "share of the steps spent on the codebook-only fine-tune at the end"),
+      real("early_stop_tolerance", &P::early_stop_tolerance, 0, 1, Bounds::kOpenHigh,
+           "early stopping: a stage ends (at its last epoch) once its epoch loss has improved by less "
+           "than this share for early_stop_patience epochs in a row (0: off)"),
+      integer("early_stop_patience", &P::early_stop_patience, 1, 1000000,
+              "early stopping: epochs in a row without improvement that end a stage"),
       real("vq4dit_harden_fraction", &P::vq4dit_harden_fraction, 0, 1, Bounds::kOpenLow,
            "vq4dit: a layer is hardened once this share of it is confirmed"),
       patterns("include", &P::include, "only layers matching these globs or substrings (empty: all)"),

@@ -28,9 +28,14 @@ json record_json(const BlockRecord& b) {
                              {"loss_after", c.loss_after},
                              {"truncation_error", c.truncation_error}});
   }
-  return {{"index", b.index},           {"loss_init", b.loss_init},
-          {"loss_final", b.loss_final}, {"confirmed_fraction", b.confirmed_fraction},
-          {"seconds", b.seconds},       {"confirmations", confirmations}};
+  return {{"index", b.index},
+          {"loss_init", b.loss_init},
+          {"loss_final", b.loss_final},
+          {"confirmed_fraction", b.confirmed_fraction},
+          {"seconds", b.seconds},
+          {"steps", b.steps},
+          {"confirmations", confirmations},
+          {"epoch_losses", b.epoch_losses}};
 }
 
 LayerRecord layer_record_from_json(const json& j) {
@@ -62,6 +67,9 @@ BlockRecord block_record_from_json(const json& j) {
                                c.at("loss_before").get<double>(), c.at("loss_after").get<double>(),
                                c.at("truncation_error").get<double>()});
   }
+  // Absent from the resume files of earlier versions.
+  if (j.contains("steps")) b.steps = j.at("steps").get<int>();
+  if (j.contains("epoch_losses")) b.epoch_losses = j.at("epoch_losses").get<std::vector<double>>();
   return b;
 }
 

@@ -25,8 +25,16 @@ std::string layer_row(const calib::LayerRecord& l, int num_blocks) {
 
 std::string block_row(const calib::BlockRecord& b, int num_blocks, vq::Method method) {
   char line[256];
-  std::snprintf(line, sizeof line, "[block %2d/%d] block loss %.4g -> %.4g (%s), %.1f s", b.index + 1,
-                num_blocks, b.loss_init, b.loss_final, vq::method_name(method), b.seconds);
+  const int n = std::snprintf(line, sizeof line, "[block %2d/%d] block loss %.4g -> %.4g (%s), ", b.index + 1,
+                              num_blocks, b.loss_init, b.loss_final, vq::method_name(method));
+  if (n > 0 && static_cast<size_t>(n) < sizeof line) {
+    // Steps count only for methods that run them; early stopping makes them vary by block.
+    if (b.steps > 0) {
+      std::snprintf(line + n, sizeof line - n, "%d steps, %.1f s", b.steps, b.seconds);
+    } else {
+      std::snprintf(line + n, sizeof line - n, "%.1f s", b.seconds);
+    }
+  }
   return line;
 }
 

@@ -115,6 +115,32 @@ TEST(Calibrate, FineTuneLeavesCodesAlone) {
   EXPECT_GT(moved, 0) << "the fine-tune trained no codebook";
 }
 
+// Early stopping: a plateaued stage skips to its last epoch, which still ends with its
+// confirmation; off, every block runs every step. The loss curve has one entry per epoch run.
+TEST(Calibrate, EarlyStoppingCutsStagesAndKeepsTheirConfirmations) {
+  auto p = small_params(vq::Method::kVimvq, 2);
+  p.iterations = 80;  // 72 main steps in stages of 18, 8 fine-tune; 16 images, so epochs of 2 steps
+  const at::Tensor x = images(16);
+  auto full_model = micro();
+  const auto full = calib::quantize_model(full_model, x, p, {});
+  p.early_stop_tolerance = 0.5;  // any epoch less than 50 % better than the stage's best is stale
+  p.early_stop_patience = 1;
+  auto cut_model = micro();
+  const auto cut = calib::quantize_model(cut_model, x, p, {});
+  ASSERT_EQ(cut.blocks.size(), 3u);
+  for (size_t i = 0; i < cut.blocks.size(); ++i) {
+    const auto &a = full.blocks[i], &b = cut.blocks[i];
+    EXPECT_EQ(a.steps, 80);
+    EXPECT_EQ(a.epoch_losses.size(), 40u);
+    EXPECT_LT(b.steps, 40) << "block " << i;
+    EXPECT_EQ(b.epoch_losses.size(), static_cast<size_t>(b.steps / 2));
+    EXPECT_EQ(b.confirmed_fraction, 1.0);
+    ASSERT_GE(b.confirmations.size(), 4u);
+    for (size_t s = 0; s < 4; ++s) EXPECT_EQ(b.confirmations[s].step, a.confirmations[s].step);
+    EXPECT_LT(b.loss_final, b.loss_init) << "block " << i;
+  }
+}
+
 // --profile: every block's warm-up holds the phases before its first step, every step is counted,
 // and the plain reference step was timed.
 TEST(Calibrate, ProfileAccountsForTheWarmUpAndEveryStep) {

@@ -1,6 +1,7 @@
 // The renderers read typed records: values, not key presence.
 #include <gtest/gtest.h>
 
+#include "vimvq/calib/records_json.h"
 #include "vimvq/report/quantize_report.h"
 
 using namespace vimvq;
@@ -33,6 +34,8 @@ report::QuantizeReport sample() {
   b.seconds = 3.0;
   b.confirmed_fraction = 1;
   b.confirmations = {{5, 0.5, 1.0, 1.5, 0.25}};
+  b.steps = 0;  // vq4dit runs steps; 0 stands for a method that runs none
+  b.epoch_losses = {1.5, 0.5};
   r.blocks = {b};
   r.size.parameters = 1000;
   r.size.quantized.add(l.plan);
@@ -61,6 +64,11 @@ TEST(QuantizeReport, JsonHasTheRecordsValues) {
   EXPECT_DOUBLE_EQ(j["size"]["file_bits_per_parameter"].get<double>(), 16.0);
   EXPECT_EQ(j["size"]["fp32_bytes"], 4000);
   EXPECT_EQ(j["blocks"][0]["confirmations"][0]["step"], 5);
+  EXPECT_EQ(j["blocks"][0]["epoch_losses"], nlohmann::json({1.5, 0.5}));
+  // The resume file reads the block records back from this JSON.
+  const calib::BlockRecord back = calib::block_record_from_json(j["blocks"][0]);
+  EXPECT_EQ(back.epoch_losses, sample().blocks[0].epoch_losses);
+  EXPECT_EQ(back.confirmations.size(), 1u);
   EXPECT_DOUBLE_EQ(j["blocks"][0]["confirmations"][0]["loss_after"].get<double>(), 1.5);
   EXPECT_EQ(j["params"]["method"], "vq4dit");
   EXPECT_DOUBLE_EQ(j["accuracy"]["quantized"]["top1"].get<double>(), 80);
@@ -88,6 +96,10 @@ TEST(QuantizeReport, ConsoleRowsOfADryRunArePrefixesOfTheRealOnes) {
   EXPECT_EQ(real, dry + "  w.err 0.0123  trunc 0.5");
   EXPECT_EQ(report::block_row(sample().blocks[0], 24, vq::Method::kVq4dit),
             "[block  1/24] block loss 2 -> 0.25 (vq4dit), 3.0 s");
+  auto b = sample().blocks[0];
+  b.steps = 212;  // early stopping makes the count vary by block
+  EXPECT_EQ(report::block_row(b, 24, vq::Method::kVimvq),
+            "[block  1/24] block loss 2 -> 0.25 (vimvq), 212 steps, 3.0 s");
 }
 
 TEST(QuantizeReport, SizeFooterSumsThePlans) {

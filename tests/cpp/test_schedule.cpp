@@ -1,6 +1,7 @@
 // The schedule as tables: no tensors, only (step, parameters) -> plan.
 #include <gtest/gtest.h>
 
+#include "vimvq/calib/plateau.h"
 #include "vimvq/calib/schedule.h"
 
 using namespace vimvq;
@@ -116,4 +117,60 @@ TEST(Schedule, EventCountsOverAWholeDefaultRun) {
   EXPECT_EQ(above, 360 / 25);
   EXPECT_EQ(stages, 4);
   EXPECT_EQ(harden, 1);
+}
+
+TEST(Schedule, StageSpansCoverTheRampsAndTheFineTune) {
+  auto p = small(ScheduleRules::kVimvq);  // stages [0, 9) [9, 18) [18, 27) [27, 36), fine-tune [36, 40)
+  const std::vector<std::pair<int, calib::StageSpan>> rows = {{0, {0, 9}},    {8, {0, 9}},    {9, {9, 18}},
+                                                              {35, {27, 36}}, {36, {36, 40}}, {39, {36, 40}}};
+  for (const auto& [step, span] : rows) {
+    EXPECT_EQ(calib::stage_span(step, p).begin, span.begin) << "step " << step;
+    EXPECT_EQ(calib::stage_span(step, p).end, span.end) << "step " << step;
+  }
+  p.iterations = 42;  // 38 main steps: a 2-step remainder ramp before the hardening
+  EXPECT_EQ(calib::stage_span(37, p).begin, 36);
+  EXPECT_EQ(calib::stage_span(37, p).end, 38);
+  EXPECT_EQ(calib::stage_span(38, p).begin, 38);
+  EXPECT_EQ(calib::stage_span(38, p).end, 42);
+}
+
+TEST(Schedule, APlateauSkipsToTheStagesLastStepsOrEndsTheFineTune) {
+  const auto p = small(ScheduleRules::kVimvq);
+  EXPECT_EQ(calib::step_after_plateau(2, 3, p), 6);    // stage [0, 9): its last 3 steps
+  EXPECT_EQ(calib::step_after_plateau(6, 3, p), 7);    // already inside them: no skip
+  EXPECT_EQ(calib::step_after_plateau(8, 3, p), 9);    // the stage's last step
+  EXPECT_EQ(calib::step_after_plateau(29, 3, p), 33);  // stage [27, 36) keeps the hardening step
+  EXPECT_EQ(calib::step_after_plateau(37, 3, p), 40);  // the fine-tune ends at once
+}
+
+TEST(Schedule, SkippedStepsKeepEachPeriodicEventOnce) {
+  const auto vimvq = small(ScheduleRules::kVimvq);
+  EXPECT_TRUE(calib::periodic_events(0, 4, vimvq).empty());
+  // Steps 4, 9 and 14 check; step 8's stage confirmation is not periodic and is left out.
+  const auto events = calib::periodic_events(2, 15, vimvq);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, EventKind::kHullUpdate);
+  EXPECT_EQ(events[1].kind, EventKind::kConfirmAbove);
+  const auto vq4dit = calib::periodic_events(0, 10, small(ScheduleRules::kVq4dit));
+  ASSERT_EQ(vq4dit.size(), 1u);
+  EXPECT_EQ(vq4dit[0].kind, EventKind::kConfirmAbove);
+}
+
+TEST(Plateau, EpochsWithoutEnoughImprovementInARowMakeAPlateau) {
+  calib::PlateauDetector d(/*tolerance=*/0.1, /*patience=*/2);
+  EXPECT_FALSE(d.add(1.0));   // the stage's first epoch sets its best
+  EXPECT_FALSE(d.add(0.8));   // 20 % better
+  EXPECT_FALSE(d.add(0.75));  // 6 % better: one stale epoch
+  EXPECT_TRUE(d.add(0.74));   // two in a row
+  d.reset();                  // a new stage, its loss higher after the confirmation
+  EXPECT_FALSE(d.add(5.0));
+  EXPECT_FALSE(d.add(6.0));  // worse: stale
+  EXPECT_FALSE(d.add(4.0));  // a real improvement starts the count again
+  EXPECT_FALSE(d.add(3.9));
+  EXPECT_TRUE(d.add(3.8));  // small gains add up against the best, yet each is under 10 %
+}
+
+TEST(Plateau, ZeroToleranceNeverStops) {
+  calib::PlateauDetector d(0, 1);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(d.add(1.0));
 }

@@ -62,8 +62,12 @@ class BlockCalibrator {
   void set_weights(bool hard);
   bool reported(const vq::Event& event) const;
   double confirmed_share() const;
-  void step(int index, const StepPlan& plan, const at::Tensor& batch);
+  // One optimisation step; returns its task loss (the block loss without the regularizer).
+  at::Tensor step(const StepPlan& plan, const at::Tensor& batch);
   void apply(int step, const vq::Event& event);
+  // Profile: one more step; the warm-up ends with the first.
+  void count_step(const std::chrono::steady_clock::time_point* first_step_start);
+  int skip_plateau(int step, int tail);
   void time_reference_steps(int steps);
 
   model::VimModel& model_;

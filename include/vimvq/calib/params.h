@@ -34,6 +34,8 @@ struct CalibrationParams {
   vq::ConfirmOrder confirm_order = vq::ConfirmOrder::kLargestRatio;
   double regularizer = 0.1;
   double finetune_fraction = 0.1;
+  double early_stop_tolerance = 0;  // 0: every block runs all its steps
+  int early_stop_patience = 2;
   double vq4dit_harden_fraction = 0.99;
   std::vector<std::string> include;
   std::vector<std::string> exclude;

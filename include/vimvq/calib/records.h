@@ -33,7 +33,11 @@ struct BlockRecord {
   double loss_final = 0;          // with the final hard (stored) weights
   double confirmed_fraction = 0;  // share of the block's sub-vectors hard-assigned at the end (1)
   double seconds = 0;
+  int steps = 0;  // optimisation steps run: fewer than `iterations` when early stopping cut stages
   std::vector<Confirmation> confirmations;
+  // Mean task loss (the block loss without the regularizer) over each full epoch of steps, that
+  // is each floor(images / batch_size) consecutive batches: the block's loss curve.
+  std::vector<double> epoch_losses;
 };
 
 }  // namespace vimvq::calib

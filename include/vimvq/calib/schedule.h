@@ -35,4 +35,19 @@ struct StepPlan {
 int main_steps(const ScheduleParams& p);  // steps before the codebook-only fine-tune
 StepPlan plan_step(int step, const ScheduleParams& p);
 
+// The steps [begin, end) of the stage holding `step`: one ramp of the main steps (the last may be
+// a shorter remainder before the hardening) or the codebook-only fine-tune.
+struct StageSpan {
+  int begin = 0, end = 0;
+};
+StageSpan stage_span(int step, const ScheduleParams& p);
+
+// Early stopping (docs/METHOD.md section 5): a stage whose loss plateaued after `step` goes on at
+// its last `tail` steps, so it still ends at the top of its regularizer ramp with its
+// confirmation; the fine-tune ends at once. Never before step + 1.
+int step_after_plateau(int step, int tail, const ScheduleParams& p);
+// The periodic events (hull update, confirm above) of the steps in [from, to), each kind once, in
+// plan order: what skipping those steps still applies.
+std::vector<vq::Event> periodic_events(int from, int to, const ScheduleParams& p);
+
 }  // namespace vimvq::calib
