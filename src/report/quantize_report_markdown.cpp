@@ -43,9 +43,11 @@ std::string to_markdown(const QuantizeReport& r) {
                     l.plan.index_bits() / numel, l.plan.codebook_bits() / numel, l.weight_error,
                     l.truncation_error);
   }
-  md << "\n| block | loss before | loss after | seconds |\n|---|---|---|---|\n";
-  for (const auto& b : r.blocks)
-    md << strprintf("| %d | %.4g | %.4g | %.1f |\n", b.index, b.loss_init, b.loss_final, b.seconds);
+  md << "\n| block | loss before | loss after | steps | seconds |\n|---|---|---|---|---|\n";
+  for (const auto& b : r.blocks) {
+    md << strprintf("| %d | %.4g | %.4g | %d | %.1f |\n", b.index, b.loss_init, b.loss_final, b.steps,
+                    b.seconds);
+  }
   if (r.profile) md << profile_markdown(*r.profile);
   return md.str();
 }
