@@ -111,10 +111,19 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
       profiler_(profiler),
       start_(std::chrono::steady_clock::now()) {
   record_.index = block;
+  // The importances and the initial loss read `warmup_images` rows of the set (all by default).
+  Chain warm = in_;
+  at::Tensor warm_target = target_;
+  const int64_t n = in_.hidden.size(0);
+  if (params_.warmup_images > 0 && params_.warmup_images < n) {
+    const at::Tensor rows = spread_rows(n, params_.warmup_images, in_.hidden.device());
+    warm = {in_.hidden.index_select(0, rows), in_.residual.index_select(0, rows)};
+    warm_target = target_.index_select(0, rows);
+  }
   std::map<std::string, at::Tensor> importances;
   {
     ScopedPhase t(profiler_, block_, Phase::kImportances);
-    importances = channel_importances();
+    importances = channel_importances(warm);
   }
   {
     ScopedPhase t(profiler_, block_, Phase::kCodebooks);
@@ -122,7 +131,7 @@ BlockCalibrator::BlockCalibrator(model::VimModel& model, int block, std::vector<
     set_weights(/*hard=*/true);
   }
   ScopedPhase t(profiler_, block_, Phase::kInitialLoss);
-  record_.loss_init = block_loss(model_, block_, in_, target_, in_.hidden.size(0), params_.batch_size);
+  record_.loss_init = block_loss(model_, block_, warm, warm_target, warm.hidden.size(0), params_.batch_size);
 }
 
 void BlockCalibrator::make_quantizers(const std::map<std::string, at::Tensor>& importances) {
@@ -142,16 +151,15 @@ void BlockCalibrator::make_quantizers(const std::map<std::string, at::Tensor>& i
 BlockCalibrator::~BlockCalibrator() = default;
 
 // h_c = mean x_c^2 of each layer's inputs on the quantized chain (docs/METHOD.md section 2).
-std::map<std::string, at::Tensor> BlockCalibrator::channel_importances() {
+std::map<std::string, at::Tensor> BlockCalibrator::channel_importances(const Chain& in) {
   std::map<std::string, at::Tensor> sum_sq;
   if (params_.importance != Importance::kDiag || params_.method == vq::Method::kRtn) return sum_sq;
   c10::NoGradGuard no_grad;
-  const int64_t n = in_.hidden.size(0);
+  const int64_t n = in.hidden.size(0);
   int64_t rows = 0;
   for (int64_t s = 0; s < n; s += params_.batch_size) {
     const int64_t e = std::min<int64_t>(n, s + params_.batch_size);
-    for (auto& [name, x] :
-         model_.layer_inputs(block_, in_.hidden.slice(0, s, e), in_.residual.slice(0, s, e))) {
+    for (auto& [name, x] : model_.layer_inputs(block_, in.hidden.slice(0, s, e), in.residual.slice(0, s, e))) {
       const at::Tensor part = x.reshape({-1, x.size(-1)}).to(at::kDouble).square().sum(0);
       sum_sq[name] = sum_sq.count(name) ? sum_sq[name] + part : part;
       if (name == layers_.front().local_name) rows += x.numel() / x.size(-1);

@@ -52,6 +52,10 @@ double mean_squared_error(const at::Tensor& output, const at::Tensor& target, in
   return sliced_mse(rows, slice_rows, target, [&](int64_t s, int64_t e) { return output.slice(0, s, e); });
 }
 
+at::Tensor spread_rows(int64_t n, int64_t count, at::Device device) {
+  return at::arange(count, at::kLong).mul_(n).div_(count, "floor").to(device);
+}
+
 double block_loss(model::VimModel& m, int b, const Chain& in, const at::Tensor& target, int64_t rows,
                   int64_t slice_rows) {
   return sliced_mse(rows, slice_rows, target, [&](int64_t s, int64_t e) {

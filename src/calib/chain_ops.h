@@ -11,6 +11,9 @@
 
 namespace vimvq::calib {
 
+// `count` of the `n` calibration rows spread evenly, rows floor(i * n / count): the set is in path
+// order, so a prefix would hold only a few classes.
+at::Tensor spread_rows(int64_t n, int64_t count, at::Device device);
 Chain embed_chain(model::VimModel& model, const at::Tensor& images, int64_t slice_rows);
 Chain run_block(model::VimModel& model, int block, const Chain& in, int64_t slice_rows);
 // Mean squared error of the block's hidden output on the first `rows` rows against `target`.

@@ -155,6 +155,9 @@ const std::vector<ParamSpec>& table() {
           "k-means trains on a seeded sample of k * this many sub-vectors when a layer has more (0: all)"),
       integer("iterations", &P::iterations, 1, 10000000, "optimisation steps per block"),
       integer("batch_size", &P::batch_size, 1, 65536, "calibration images per step"),
+      integer("warmup_images", &P::warmup_images, 0, 1000000000,
+              "images (spread evenly over the set) that the importances and the initial loss read before "
+              "a block's first step (0: all)"),
       real("lr_logits", &P::lr_logits, 0, 10, Bounds::kClosed,
            "Adam learning rate of the convex-combination logits"),
       real("lr_codebook", &P::lr_codebook, 0, 10, Bounds::kClosed, "Adam learning rate of the codebooks"),

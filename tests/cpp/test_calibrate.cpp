@@ -115,6 +115,43 @@ TEST(Calibrate, FineTuneLeavesCodesAlone) {
   EXPECT_GT(moved, 0) << "the fine-tune trained no codebook";
 }
 
+// warmup_images: the importances and the initial loss read rows spread over the set; the block
+// holds the initial hard weights after construction, so the loss can be checked by hand.
+TEST(Calibrate, WarmupImagesAreSpreadRowsOfTheSet) {
+  auto m = micro();
+  for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);
+  calib::Chain chain;
+  at::Tensor target;
+  {
+    c10::NoGradGuard no_grad;
+    std::tie(chain.hidden, chain.residual) = m.embed(images(16));
+    target = m.block(0, chain.hidden, chain.residual).first.mul(0.5);  // a target the weights miss
+  }
+  auto p = small_params(vq::Method::kVimvq, 2);
+  std::vector<model::LayerInfo> block0;
+  for (const auto& l : calib::select_layers(m, p)) {
+    if (l.block == 0) block0.push_back(l);
+  }
+  const auto loss_on = [&](const at::Tensor& rows) {
+    c10::NoGradGuard no_grad;
+    const at::Tensor out = m.block(0, chain.hidden.index_select(0, rows), chain.residual.index_select(0, rows)).first;
+    return (out - target.index_select(0, rows)).square().mean().item<double>();
+  };
+  p.warmup_images = 4;
+  const calib::BlockCalibrator four(m, 0, block0, p, chain, target);
+  const double expected = loss_on(at::tensor(std::vector<int64_t>{0, 4, 8, 12}));
+  EXPECT_NEAR(four.record().loss_init, expected, 1e-6 * expected);
+  p.warmup_images = 0;
+  const calib::BlockCalibrator all(m, 0, block0, p, chain, target);
+  EXPECT_NEAR(all.record().loss_init, loss_on(at::arange(16, at::kLong)), 1e-6 * all.record().loss_init);
+  p.warmup_images = 16;  // as many as the set: the same as all
+  const calib::BlockCalibrator sixteen(m, 0, block0, p, chain, target);
+  EXPECT_EQ(sixteen.record().loss_init, all.record().loss_init);
+  // Fewer rows, other importances: the k-means codebooks differ.
+  EXPECT_FALSE(four.quantizers()[0]->codebook_tensors().front().equal(
+      all.quantizers()[0]->codebook_tensors().front()));
+}
+
 // Early stopping: a plateaued stage skips to its last epoch, which still ends with its
 // confirmation; off, every block runs every step. The loss curve has one entry per epoch run.
 TEST(Calibrate, EarlyStoppingCutsStagesAndKeepsTheirConfirmations) {

@@ -73,6 +73,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
                                                        {"iterations", "4294967298"},
                                                        {"iterations", "-1"},
                                                        {"batch_size", "0"},
+                                                       {"warmup_images", "-1"},
                                                        {"lr_logits", "-0.1"},
                                                        {"lr_logits", "1e999"},
                                                        {"lr_codebook", "11"},

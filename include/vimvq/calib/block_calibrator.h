@@ -56,7 +56,7 @@ class BlockCalibrator {
   const std::vector<std::unique_ptr<vq::LayerQuantizer>>& quantizers() const { return quantizers_; }
 
  private:
-  std::map<std::string, at::Tensor> channel_importances();
+  std::map<std::string, at::Tensor> channel_importances(const Chain& in);
   // One quantizer per layer from its original weight and input-channel importances.
   void make_quantizers(const std::map<std::string, at::Tensor>& importances);
   void set_weights(bool hard);

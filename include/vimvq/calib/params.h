@@ -25,6 +25,7 @@ struct CalibrationParams {
   int64_t kmeans_max_points_per_centroid = 256;
   int iterations = 400;
   int batch_size = 32;
+  int64_t warmup_images = 0;  // images the importances and the initial loss read (0: all)
   double lr_logits = 5e-2;
   double lr_codebook = 1e-4;
   int hull_size = 4;
