@@ -22,12 +22,15 @@ Run it with the machine otherwise idle: the figures are wall times.
 
 Before/after: `--vimvq OLD NEW --rounds 2` runs each binary in turn (OLD, NEW, OLD, NEW for each
 model), so that both see the same machine, and prints each binary's mean step and its ratio to
-the first binary's. This machine's speed drifts by 10 to 15 % over an hour; runs minutes apart
-in alternation compare better than a figure from another session.
+the first binary's. An entry may carry options for that binary alone, to compare settings:
+`--vimvq build/vimvq "build/vimvq --set warmup_images=64"`. This machine's speed drifts by 10 to
+15 % over an hour; runs minutes apart in alternation compare better than a figure from another
+session.
 """
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -57,13 +60,14 @@ def prepare(work: str, model: str, images: int) -> tuple:
     return path, calib
 
 
-def run(args, model: str, binary: str, tag: str) -> dict:
+def run(args, model: str, entry: str, tag: str) -> dict:
     path, calib = prepare(args.work, model, args.images)
+    binary, *extra = shlex.split(entry)  # extra: options of this entry, after the multi-value --include
     report = os.path.join(args.work, f"{model}{tag}.report.json")
     include = [f"layers.{b}.*" for b in range(args.blocks)]
     cmd = [binary, "quantize", "--bits", "2", "--iters", str(args.iters),
            "--batch-size", "32", "--calib-size", str(args.images), "--threads", str(args.threads), "--profile",
-           "--report", report, "-o", os.path.join(args.work, f"{model}{tag}.vqpk"), path, calib, "--include", *include]
+           "--report", report, "-o", os.path.join(args.work, f"{model}{tag}.vqpk"), path, calib, "--include", *include, *extra]
     start = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - start
@@ -105,7 +109,8 @@ def main() -> int:
     ap.add_argument("--work", default=os.path.join(REPO, "build", "bench_quantize"))
     ap.add_argument("--json", help="also write the summary rows here")
     ap.add_argument("--vimvq", nargs="+", default=[os.path.join(REPO, "build", "vimvq")],
-                    help="binaries to compare, run in turn (default: build/vimvq)")
+                    help="binaries to compare, run in turn, each optionally with its own options "
+                         "('build/vimvq --set key=value'; default: build/vimvq)")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each binary per model, alternating")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
