@@ -159,7 +159,8 @@ std::map<std::string, at::Tensor> BlockCalibrator::channel_importances(const Cha
   int64_t rows = 0;
   for (int64_t s = 0; s < n; s += params_.batch_size) {
     const int64_t e = std::min<int64_t>(n, s + params_.batch_size);
-    for (auto& [name, x] : model_.layer_inputs(block_, in.hidden.slice(0, s, e), in.residual.slice(0, s, e))) {
+    for (auto& [name, x] :
+         model_.layer_inputs(block_, in.hidden.slice(0, s, e), in.residual.slice(0, s, e))) {
       const at::Tensor part = x.reshape({-1, x.size(-1)}).to(at::kDouble).square().sum(0);
       sum_sq[name] = sum_sq.count(name) ? sum_sq[name] + part : part;
       if (name == layers_.front().local_name) rows += x.numel() / x.size(-1);

@@ -134,7 +134,8 @@ TEST(Calibrate, WarmupImagesAreSpreadRowsOfTheSet) {
   }
   const auto loss_on = [&](const at::Tensor& rows) {
     c10::NoGradGuard no_grad;
-    const at::Tensor out = m.block(0, chain.hidden.index_select(0, rows), chain.residual.index_select(0, rows)).first;
+    const at::Tensor out =
+        m.block(0, chain.hidden.index_select(0, rows), chain.residual.index_select(0, rows)).first;
     return (out - target.index_select(0, rows)).square().mean().item<double>();
   };
   p.warmup_images = 4;

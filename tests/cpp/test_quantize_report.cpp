@@ -34,7 +34,7 @@ report::QuantizeReport sample() {
   b.seconds = 3.0;
   b.confirmed_fraction = 1;
   b.confirmations = {{5, 0.5, 1.0, 1.5, 0.25}};
-  b.steps = 0;  // vq4dit runs steps; 0 stands for a method that runs none
+  b.steps = 0;  // unset: the console row leaves the step count out
   b.epoch_losses = {1.5, 0.5};
   r.blocks = {b};
   r.size.parameters = 1000;
