@@ -67,7 +67,8 @@ def run(args, model: str, entry: str, tag: str) -> dict:
     include = [f"layers.{b}.*" for b in range(args.blocks)]
     cmd = [binary, "quantize", "--bits", "2", "--iters", str(args.iters),
            "--batch-size", "32", "--calib-size", str(args.images), "--threads", str(args.threads), "--profile",
-           "--report", report, "-o", os.path.join(args.work, f"{model}{tag}.vqpk"), path, calib, "--include", *include, *extra]
+           "--report", report, "-o", os.path.join(args.work, f"{model}{tag}.vqpk"), path, calib,
+           "--include", *include, *extra]
     start = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - start

@@ -207,7 +207,7 @@ void BlockCalibrator::train(at::Generator& generator, const std::function<void(i
     const StepPlan plan = plan_step(s, schedule_);
     epoch.add(step(plan, batches.next()));
     ++record_.steps;
-    if (profiler_) count_step(s == 0 ? &step_start : nullptr);
+    if (profiler_ && s == 0) note_warmup(step_start);
     for (const auto& e : plan.after) apply(s + 1, e);
     int next = s + 1;
     if (epoch.full()) {
@@ -223,15 +223,15 @@ void BlockCalibrator::train(at::Generator& generator, const std::function<void(i
     }
     s = next;
   }
-  if (profiler_) time_reference_steps(profiler_->reference_steps());
+  if (!profiler_) return;
+  profiler_->block(block_).steps = record_.steps;
+  time_reference_steps(profiler_->reference_steps());
 }
 
-void BlockCalibrator::count_step(const std::chrono::steady_clock::time_point* first_step_start) {
+void BlockCalibrator::note_warmup(std::chrono::steady_clock::time_point first_step_start) {
   BlockProfile& bp = profiler_->block(block_);
-  ++bp.steps;
-  if (!first_step_start) return;
   const auto now = std::chrono::steady_clock::now();
-  bp.first_step_seconds = std::chrono::duration<double>(now - *first_step_start).count();
+  bp.first_step_seconds = std::chrono::duration<double>(now - first_step_start).count();
   bp.warmup_seconds = std::chrono::duration<double>(now - start_).count();
 }
 

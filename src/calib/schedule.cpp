@@ -47,8 +47,9 @@ StepPlan plan_step(int step, const ScheduleParams& p) {
 StageSpan stage_span(int step, const ScheduleParams& p) {
   const int main = main_steps(p);
   if (step >= main) return {main, p.iterations};
-  const int begin = step / stage_length(p) * stage_length(p);
-  return {begin, std::min(main, begin + stage_length(p))};
+  const int length = stage_length(p);
+  const int begin = step / length * length;
+  return {begin, std::min(main, begin + length)};
 }
 
 int step_after_plateau(int step, int tail, const ScheduleParams& p) {

@@ -143,10 +143,6 @@ float sq_distance(const float* x, const float* w, const float* point, int d) {
   return acc;
 }
 
-}  // namespace
-
-namespace {
-
 void check_shapes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& centroids) {
   if (x.dim() != 2 || centroids.dim() != 2 || centroids.size(1) != x.size(1) ||
       (w.defined() && w.sizes() != x.sizes()))

@@ -65,8 +65,8 @@ class BlockCalibrator {
   // One optimisation step; returns its task loss (the block loss without the regularizer).
   at::Tensor step(const StepPlan& plan, const at::Tensor& batch);
   void apply(int step, const vq::Event& event);
-  // Profile: one more step; the warm-up ends with the first.
-  void count_step(const std::chrono::steady_clock::time_point* first_step_start);
+  // Profile: the warm-up ends with the first step.
+  void note_warmup(std::chrono::steady_clock::time_point first_step_start);
   int skip_plateau(int step, int tail);
   void time_reference_steps(int steps);
 
