@@ -72,24 +72,31 @@ Dims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
 // floating-point sum, hence the result, is the same for any number of threads.
 constexpr int64_t kLanes = 16;
 
+// The state size the models use (Vim: N = 16). Kernels take N as a template argument, 0 meaning
+// "from the call": at a fixed N the compiler unrolls the state loop and keeps the N state vectors
+// in registers instead of reloading them from the stack at every step.
+constexpr int64_t kCommonState = 16;
+
+template <int64_t kN>
+inline int64_t state_size(const Dims& s) {
+  return kN > 0 ? kN : s.n_state;
+}
+
 template <typename T>
 struct LaneScratch {
   LaneScratch(int64_t length, int64_t n_state, bool backward)
-      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes), row(4 * length) {
+      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes) {
     if (!backward) return;
     for (auto* v : {&dsoftplus, &dgate, &grad, &du, &ddelta, &dz}) v->resize(length * kLanes);
-    states.resize(length * n_state * kLanes);
+    for (auto* v : {&states, &decays, &dB, &dC}) v->resize(length * n_state * kLanes);
   }
   std::vector<T> dt, u, gate, y;  // (L, lanes); y: the pre-gate output sum_n h C + D u
-  std::vector<T> row;             // one channel's per-step factors, 4L
   std::vector<T> dsoftplus, dgate, grad, du, ddelta, dz;  // backward only, (L, lanes)
-  std::vector<T> states;                                  // backward only, (L, N, lanes)
+  // Backward only, (L, N, lanes): the states and their decays exp(dt A) from the recomputed
+  // recurrence, and the lanes' shares of dB and dC, summed over a (batch, group)'s lane chunks
+  // before the one sum over lanes.
+  std::vector<T> states, decays, dB, dC;
 };
-
-template <typename T>
-void to_lane(const T* src, int64_t length, int64_t lane, T* dst) {
-  for (int64_t t = 0; t < length; ++t) dst[t * kLanes + lane] = src[t];
-}
 
 template <typename T>
 void from_lane(const T* src, int64_t length, int64_t lane, T* dst) {
@@ -121,55 +128,65 @@ void locate_item(const Dims& s, int64_t i, LaneItem<T>& item) {
   item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
 }
 
-// Fills the item's lane parameters and the (L, lanes) inputs; spare lanes (count < kLanes) repeat
-// the last channel and, in the backward, get a zero output gradient so they contribute nothing.
+// Rows of the item's channels of a (batch, dim, L) input into (L, lanes); spare lanes repeat the
+// last channel, or are zero when `zero_spare`. (Bound by reading the rows from memory: a
+// transposition through an L1 tile measured no faster.)
+template <typename T>
+void to_lanes(const Dims& s, const LaneItem<T>& item, const T* input, bool zero_spare, T* dst) {
+  const int64_t L = s.length;
+  for (int64_t l = 0; l < kLanes; ++l) {
+    if (zero_spare && l >= item.count) {
+      for (int64_t t = 0; t < L; ++t) dst[t * kLanes + l] = T(0);
+      continue;
+    }
+    const T* src = input + (item.b * s.dim + item.first + std::min(l, item.count - 1)) * L;
+    for (int64_t t = 0; t < L; ++t) dst[t * kLanes + l] = src[t];
+  }
+}
+
+// Fills the item's lane parameters and its (L, lanes) inputs and per-step factors; spare lanes
+// (count < kLanes) repeat the last channel and, in the backward, get a zero output gradient so
+// they contribute nothing. The factors are computed in the lane layout: every step is one full
+// vector, whatever L.
 template <typename T>
 void load_lanes(const Dims& s, const ScanArgs<T>& in, LaneItem<T>& item, LaneScratch<T>& w, bool backward) {
   const int64_t N = s.n_state, L = s.length, g = item.first / s.per_group;
   item.bt = in.Bt + (item.b * s.groups + g) * L * N;
   item.ct = in.Ct + (item.b * s.groups + g) * L * N;
-  // One pass over each channel's L steps computes every per-step factor (sigmoid(z) once).
-  T* dt = w.row.data();
-  T* gate = dt + L;
-  T* dsoftplus = gate + L;
-  T* dgate = dsoftplus + L;
+  T bias[kLanes];
   for (int64_t l = 0; l < kLanes; ++l) {
     const int64_t ch = item.first + std::min(l, item.count - 1);
-    const int64_t row = (item.b * s.dim + ch) * L;
     for (int64_t n = 0; n < N; ++n) item.a[n][l] = in.A[ch * N + n];
     item.d_skip[l] = in.D[ch];
-    const T* delta = in.delta + row;
-    const T* z = in.z + row;
-    const T bias = in.bias[ch];
+    bias[l] = in.bias[ch];
+  }
+  to_lanes(s, item, in.u, false, w.u.data());
+  to_lanes(s, item, in.delta, false, w.dt.data());  // delta, then dt in place
+  to_lanes(s, item, in.z, false, w.gate.data());    // z, then the gate in place
+  if (backward) to_lanes(s, item, in.grad, true, w.grad.data());
+  for (int64_t t = 0; t < L; ++t) {
+    T* dt = w.dt.data() + t * kLanes;
+    T* gate = w.gate.data() + t * kLanes;
+    T* dsoftplus = backward ? w.dsoftplus.data() + t * kLanes : nullptr;
+    T* dgate = backward ? w.dgate.data() + t * kLanes : nullptr;
 #pragma omp simd
-    for (int64_t t = 0; t < L; ++t) {
-      const T x = delta[t] + bias, sig = sigmoid(z[t]);
-      dt[t] = softplus(x);
-      gate[t] = z[t] * sig;
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const T x = dt[l] + bias[l], z = gate[l], sig = sigmoid(z);
+      dt[l] = softplus(x);
+      gate[l] = z * sig;
       if (backward) {
-        dsoftplus[t] = x > T(20) ? T(1) : sigmoid(x);   // softplus'(x), matching softplus's threshold
-        dgate[t] = sig * (T(1) + z[t] * (T(1) - sig));  // d SiLU(z) / dz
+        dsoftplus[l] = x > T(20) ? T(1) : sigmoid(x);  // softplus'(x), matching softplus's threshold
+        dgate[l] = sig * (T(1) + z * (T(1) - sig));    // d SiLU(z) / dz
       }
-    }
-    to_lane(dt, L, l, w.dt.data());
-    to_lane(gate, L, l, w.gate.data());
-    to_lane(in.u + row, L, l, w.u.data());
-    if (!backward) continue;
-    to_lane(dsoftplus, L, l, w.dsoftplus.data());
-    to_lane(dgate, L, l, w.dgate.data());
-    if (l < item.count) {
-      to_lane(in.grad + row, L, l, w.grad.data());
-    } else {
-      for (int64_t t = 0; t < L; ++t) w.grad[t * kLanes + l] = T(0);
     }
   }
 }
 
-// The recurrence over all L steps: pre-gate outputs into w.y, and the states into `states`
-// ((L, N, lanes)) when the backward needs them.
-template <typename T>
-void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* states) {
-  const int64_t N = s.n_state, L = s.length;
+// The recurrence over all L steps: pre-gate outputs into w.y, and, when the backward needs them,
+// the states and decays into w.states and w.decays.
+template <typename T, int64_t kN>
+void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, bool keep_states) {
+  const int64_t N = state_size<kN>(s), L = s.length;
   T h[kMaxState][kLanes] = {};
   for (int64_t t = 0; t < L; ++t) {
     const T* dt = w.dt.data() + t * kLanes;
@@ -177,14 +194,19 @@ void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w,
     T du[kLanes], y[kLanes] = {};
 #pragma omp simd
     for (int64_t l = 0; l < kLanes; ++l) du[l] = dt[l] * ut[l];
+#pragma GCC unroll 16
     for (int64_t n = 0; n < N; ++n) {
       const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
+      T decay[kLanes];
 #pragma omp simd
       for (int64_t l = 0; l < kLanes; ++l) {
-        h[n][l] = decay_exp(dt[l] * item.a[n][l]) * h[n][l] + du[l] * bn;
+        decay[l] = decay_exp(dt[l] * item.a[n][l]);
+        h[n][l] = decay[l] * h[n][l] + du[l] * bn;
         y[l] += h[n][l] * cn;
       }
-      if (states != nullptr) std::copy(h[n], h[n] + kLanes, states + (t * N + n) * kLanes);
+      if (!keep_states) continue;
+      std::copy(h[n], h[n] + kLanes, w.states.data() + (t * N + n) * kLanes);
+      std::copy(decay, decay + kLanes, w.decays.data() + (t * N + n) * kLanes);
     }
     T* yt = w.y.data() + t * kLanes;
 #pragma omp simd
@@ -192,7 +214,7 @@ void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w,
   }
 }
 
-template <typename T>
+template <typename T, int64_t kN>
 void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                   const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D, const at::Tensor& z,
                   const at::Tensor& bias, at::Tensor& out) {
@@ -208,7 +230,7 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
     for (int64_t i = begin; i < end; ++i) {
       locate_item(s, i, item);
       load_lanes(s, in, item, w, false);
-      recurrence_lanes<T>(s, item, w, nullptr);
+      recurrence_lanes<T, kN>(s, item, w, false);
       for (int64_t l = 0; l < item.count; ++l) {
         T* row = pout + (item.b * s.dim + item.first + l) * s.length;
         for (int64_t t = 0; t < s.length; ++t) row[t] = w.y[t * kLanes + l] * w.gate[t * kLanes + l];
@@ -218,12 +240,12 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
 }
 
 // Gradients of one work item, a reverse-time pass over its recomputed states. The gradients of
-// the shared B and C are summed over the item's lanes and added to its (batch, group)'s dB and dC
-// (L, N each); per-channel ones go to rows of du, ddelta, dz and to dA, dD, dbias.
-template <typename T>
-void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T* dB_bg, T* dC_bg,
-                    T (&dA_acc)[kMaxState][kLanes], T (&dD_acc)[kLanes], T (&dbias_acc)[kLanes]) {
-  const int64_t N = s.n_state, L = s.length;
+// the shared B and C are added lane by lane to w.dB and w.dC; per-channel ones go to rows of du,
+// ddelta, dz and to dA, dD, dbias.
+template <typename T, int64_t kN>
+void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T (&dA_acc)[kMaxState][kLanes],
+                    T (&dD_acc)[kLanes], T (&dbias_acc)[kLanes]) {
+  const int64_t N = state_size<kN>(s), L = s.length;
   T dh_next[kMaxState][kLanes] = {};  // dLoss/dh_t carried from step t+1, already times its decay
   const T zero_state[kMaxState * kLanes] = {};
   for (int64_t n = 0; n < N; ++n) std::fill(dA_acc[n], dA_acc[n] + kLanes, T(0));
@@ -235,6 +257,9 @@ void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T
     const T* ut = w.u.data() + at_t;
     const T* h = w.states.data() + t * N * kLanes;
     const T* h_prev = t > 0 ? w.states.data() + (t - 1) * N * kLanes : zero_state;
+    const T* decays = w.decays.data() + t * N * kLanes;
+    T* dB_t = w.dB.data() + t * N * kLanes;
+    T* dC_t = w.dC.data() + t * N * kLanes;
     T dy[kLanes], ddt[kLanes], du[kLanes], dtu[kLanes];
 #pragma omp simd
     for (int64_t l = 0; l < kLanes; ++l) {
@@ -246,24 +271,24 @@ void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T
       du[l] = dy[l] * item.d_skip[l];
       dtu[l] = dt[l] * ut[l];
     }
+#pragma GCC unroll 16
     for (int64_t n = 0; n < N; ++n) {
       const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
       const T* hn = h + n * kLanes;
       const T* hpn = h_prev + n * kLanes;
-      T grad_b = 0, grad_c = 0;
-#pragma omp simd reduction(+ : grad_b, grad_c)
+      const T* decay = decays + n * kLanes;
+      T* dBn = dB_t + n * kLanes;
+      T* dCn = dC_t + n * kLanes;
+#pragma omp simd
       for (int64_t l = 0; l < kLanes; ++l) {
         const T dh = dy[l] * cn + dh_next[n][l];
-        const T decay = decay_exp(dt[l] * item.a[n][l]);
-        grad_c += dy[l] * hn[l];
-        grad_b += dh * dtu[l];
-        ddt[l] += dh * (decay * item.a[n][l] * hpn[l] + bn * ut[l]);
-        dA_acc[n][l] += dh * decay * dt[l] * hpn[l];
+        dCn[l] += dy[l] * hn[l];
+        dBn[l] += dh * dtu[l];
+        ddt[l] += dh * (decay[l] * item.a[n][l] * hpn[l] + bn * ut[l]);
+        dA_acc[n][l] += dh * decay[l] * dt[l] * hpn[l];
         du[l] += dh * dt[l] * bn;
-        dh_next[n][l] = dh * decay;
+        dh_next[n][l] = dh * decay[l];
       }
-      dB_bg[t * N + n] += grad_b;
-      dC_bg[t * N + n] += grad_c;
     }
 #pragma omp simd
     for (int64_t l = 0; l < kLanes; ++l) {
@@ -299,7 +324,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sum_over_batch(const Dims& s, con
   return {dA, dD, dbias};
 }
 
+// One (batch, group)'s dB or dC, (N, L), from the lanes' shares (L, N, lanes).
 template <typename T>
+void sum_lanes(const std::vector<T>& shares, int64_t length, int64_t n_state, T* out) {
+  for (int64_t t = 0; t < length; ++t) {
+    for (int64_t n = 0; n < n_state; ++n) {
+      const T* lanes = shares.data() + (t * n_state + n) * kLanes;
+      T sum = 0;
+      for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+      out[n * length + t] = sum;
+    }
+  }
+}
+
+template <typename T, int64_t kN>
 std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, const at::Tensor& u,
                                       const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                                       const at::Tensor& Ct, const at::Tensor& D, const at::Tensor& z,
@@ -310,11 +348,12 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   auto dA_per_batch = at::empty({s.batch, s.dim, N}, u.options());
   auto dD_per_batch = at::empty({s.batch, s.dim}, u.options());
   auto dbias_per_batch = at::empty({s.batch, s.dim}, u.options());
-  // dB and dC are sums over a group's lane chunks. One work item per (batch, group) adds its
-  // chunks in order, so the sum has a fixed order without a per-chunk partial buffer (which was
-  // batch * chunks * L * N floats, 390 MB per scan at Vim-B widths, zeroed every step).
-  auto dB = at::zeros({s.batch, s.groups, L, N}, u.options());
-  auto dC = at::zeros({s.batch, s.groups, L, N}, u.options());
+  // dB and dC are sums over a group's channels. One work item per (batch, group) adds its lane
+  // chunks in order, lane by lane, then sums the lanes: a fixed order for any thread count, and
+  // no horizontal sum per step and state, nor a per-chunk partial buffer (which was
+  // batch * chunks * L * N floats, 390 MB per scan at Vim-B widths).
+  auto dB = at::empty({s.batch, s.groups, N, L}, u.options());
+  auto dC = at::empty({s.batch, s.groups, N, L}, u.options());
 
   const ScanArgs<T> in{u.data_ptr<T>(),  delta.data_ptr<T>(), A.data_ptr<T>(),
                        Bt.data_ptr<T>(), Ct.data_ptr<T>(),    D.data_ptr<T>(),
@@ -328,26 +367,31 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
     LaneScratch<T> w(L, N, true);
     LaneItem<T> item;
     T dA_acc[kMaxState][kLanes], dD_acc[kLanes], dbias_acc[kLanes];
-    for (int64_t i = begin * chunks; i < end * chunks; ++i) {
-      const int64_t bg = i / chunks;
-      locate_item(s, i, item);
-      load_lanes(s, in, item, w, true);
-      recurrence_lanes(s, item, w, w.states.data());
-      backward_lanes(s, item, w, pdB + bg * L * N, pdC + bg * L * N, dA_acc, dD_acc, dbias_acc);
-      for (int64_t l = 0; l < item.count; ++l) {
-        const int64_t bd = item.b * s.dim + item.first + l;
-        from_lane(w.du.data(), L, l, pdu + bd * L);
-        from_lane(w.ddelta.data(), L, l, pddelta + bd * L);
-        from_lane(w.dz.data(), L, l, pdz + bd * L);
-        for (int64_t n = 0; n < N; ++n) pdA[bd * N + n] = dA_acc[n][l];
-        pdD[bd] = dD_acc[l];
-        pdbias[bd] = dbias_acc[l];
+    for (int64_t bg = begin; bg < end; ++bg) {
+      std::fill(w.dB.begin(), w.dB.end(), T(0));
+      std::fill(w.dC.begin(), w.dC.end(), T(0));
+      for (int64_t i = bg * chunks; i < (bg + 1) * chunks; ++i) {
+        locate_item(s, i, item);
+        load_lanes(s, in, item, w, true);
+        recurrence_lanes<T, kN>(s, item, w, true);
+        backward_lanes<T, kN>(s, item, w, dA_acc, dD_acc, dbias_acc);
+        for (int64_t l = 0; l < item.count; ++l) {
+          const int64_t bd = item.b * s.dim + item.first + l;
+          from_lane(w.du.data(), L, l, pdu + bd * L);
+          from_lane(w.ddelta.data(), L, l, pddelta + bd * L);
+          from_lane(w.dz.data(), L, l, pdz + bd * L);
+          for (int64_t n = 0; n < N; ++n) pdA[bd * N + n] = dA_acc[n][l];
+          pdD[bd] = dD_acc[l];
+          pdbias[bd] = dbias_acc[l];
+        }
       }
+      sum_lanes(w.dB, L, N, pdB + bg * N * L);
+      sum_lanes(w.dC, L, N, pdC + bg * N * L);
     }
   });
 
   auto [dA, dD, dbias] = sum_over_batch(s, pdA, pdD, pdbias, u.options());
-  return {du, ddelta, dA, dB.transpose(2, 3).contiguous(), dC.transpose(2, 3).contiguous(), dD, dz, dbias};
+  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
 }
 
 }  // namespace
@@ -396,8 +440,13 @@ at::Tensor selective_scan_forward_cpu(const at::Tensor& u, const at::Tensor& del
   auto uc = u.contiguous(), deltac = delta.contiguous(), Ac = A.contiguous(), zc = z.contiguous();
   auto Bt = time_major(B), Ct = time_major(C), Dc = D.contiguous(), biasc = delta_bias.contiguous();
   auto out = at::empty_like(uc);
-  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward_cpu",
-                             [&] { forward_impl<scalar_t>(s, uc, deltac, Ac, Bt, Ct, Dc, zc, biasc, out); });
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward_cpu", [&] {
+    if (s.n_state == kCommonState) {
+      forward_impl<scalar_t, kCommonState>(s, uc, deltac, Ac, Bt, Ct, Dc, zc, biasc, out);
+    } else {
+      forward_impl<scalar_t, 0>(s, uc, deltac, Ac, Bt, Ct, Dc, zc, biasc, out);
+    }
+  });
   return out;
 }
 
@@ -410,9 +459,11 @@ std::vector<at::Tensor> selective_scan_backward_cpu(const at::Tensor& grad_out, 
   const Dims s = dims_of(u, A, B);
   std::vector<at::Tensor> grads;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward_cpu", [&] {
-    grads = backward_impl<scalar_t>(s, grad_out.contiguous().to(u.scalar_type()), u.contiguous(),
-                                    delta.contiguous(), A.contiguous(), time_major(B), time_major(C),
-                                    D.contiguous(), z.contiguous(), delta_bias.contiguous());
+    const auto run =
+        s.n_state == kCommonState ? backward_impl<scalar_t, kCommonState> : backward_impl<scalar_t, 0>;
+    grads =
+        run(s, grad_out.contiguous().to(u.scalar_type()), u.contiguous(), delta.contiguous(), A.contiguous(),
+            time_major(B), time_major(C), D.contiguous(), z.contiguous(), delta_bias.contiguous());
   });
   return grads;
 }
