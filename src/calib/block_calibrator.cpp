@@ -6,6 +6,7 @@
 
 #include "src/calib/chain_ops.h"
 #include "vimvq/calib/plateau.h"
+#include "vimvq/vq/subvectors.h"
 
 namespace vimvq::calib {
 namespace {
@@ -161,7 +162,7 @@ std::map<std::string, at::Tensor> BlockCalibrator::channel_importances(const Cha
     const int64_t e = std::min<int64_t>(n, s + params_.batch_size);
     for (auto& [name, x] :
          model_.layer_inputs(block_, in.hidden.slice(0, s, e), in.residual.slice(0, s, e))) {
-      const at::Tensor part = x.reshape({-1, x.size(-1)}).to(at::kDouble).square().sum(0);
+      const at::Tensor part = vq::channel_square_sums(x);
       sum_sq[name] = sum_sq.count(name) ? sum_sq[name] + part : part;
       if (name == layers_.front().local_name) rows += x.numel() / x.size(-1);
     }

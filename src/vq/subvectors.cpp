@@ -33,9 +33,18 @@ at::Tensor subvector_importance(const at::Tensor& channel_importance, at::IntArr
   return to_subvectors(per_element.contiguous(), d);
 }
 
+at::Tensor channel_square_sums(const at::Tensor& layer_inputs) {
+  // One contiguous float64 copy (a copy even of a float64 input, which is then squared in place):
+  // a strided input (the transposed activations the mixer hands to x_proj) is not copied a second
+  // time, and no second float64 tensor exists.
+  const at::Tensor x =
+      layer_inputs.to(at::kDouble, /*non_blocking=*/false, /*copy=*/true, at::MemoryFormat::Contiguous);
+  return x.square_().reshape({-1, layer_inputs.size(-1)}).sum(0);
+}
+
 at::Tensor channel_importance(const at::Tensor& layer_inputs) {
-  const at::Tensor x = layer_inputs.reshape({-1, layer_inputs.size(-1)}).to(at::kDouble);
-  return x.square().mean(0).to(at::kFloat);
+  const int64_t rows = layer_inputs.numel() / layer_inputs.size(-1);
+  return (channel_square_sums(layer_inputs) / static_cast<double>(rows)).to(at::kFloat);
 }
 
 }  // namespace vimvq::vq

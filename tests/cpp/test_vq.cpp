@@ -39,6 +39,16 @@ TEST(Subvectors, RoundTripWithPaddingAndImportanceLayout) {
   EXPECT_EQ(imp[8][3].item<float>(), 0.f);
   const at::Tensor x = randn({10, 3, 7}, 2);
   EXPECT_TRUE(at::allclose(vq::channel_importance(x), x.reshape({-1, 7}).square().mean(0)));
+  // A strided (transposed) input sums the same rows as its contiguous copy; a float64 input is
+  // left as it was.
+  const at::Tensor strided = randn({4, 7, 5}, 3).transpose(1, 2);
+  const at::Tensor sums = vq::channel_square_sums(strided);
+  EXPECT_EQ(sums.scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::equal(sums, strided.contiguous().reshape({-1, 7}).to(at::kDouble).square().sum(0)));
+  const at::Tensor wide = strided.contiguous().to(at::kDouble);
+  const at::Tensor before = wide.clone();
+  vq::channel_square_sums(wide);
+  EXPECT_TRUE(at::equal(wide, before));
 }
 
 namespace {

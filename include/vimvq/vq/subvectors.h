@@ -17,6 +17,10 @@ at::Tensor from_subvectors(const at::Tensor& subvectors, at::IntArrayRef shape);
 // position i of the flattened weight reads h[i % in]; padded positions get 0 (they never count).
 at::Tensor subvector_importance(const at::Tensor& channel_importance, at::IntArrayRef shape, int d);
 
+// sum over rows of x_c^2 for layer inputs x (..., in_features), in float64: what a pass over the
+// calibration set in slices accumulates.
+at::Tensor channel_square_sums(const at::Tensor& layer_inputs);
+
 // h_c = mean over rows of x_c^2 for layer inputs x (..., in_features), in float64 then float32.
 at::Tensor channel_importance(const at::Tensor& layer_inputs);
 
