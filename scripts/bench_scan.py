@@ -2,16 +2,22 @@
 """Benchmark (not a test): the native scan operator against the pure-PyTorch scan.
 
   scripts/py scripts/bench_scan.py [--threads N] [--repeats 3] [--eval-images 1000] [--device cuda]
+  scripts/py scripts/bench_scan.py --compare OLD.so NEW.so [--rounds 2] [--threads N] [--repeats 7]
 
 Shapes: Vim-T (B = 8 and 32, L = 197, 2E = 768 stacked channels, N = 16, 2 groups) and the shipped
 Fashion-MNIST model (B = 128, L = 50, 2E = 384). Forward, and forward+backward, median of
 --repeats. Then whole-model eval throughput of the shipped model, portable scan against native
 scan, on the first --eval-images test images, with their top-1. All ratios come from this one run.
+
+--compare times only the native operator at those shapes, for each library given, in a fresh
+process per library (loaded operators cannot be swapped), the libraries in turn for --rounds
+rounds; it prints each library's median times and their ratio to the first library's.
 """
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -56,22 +62,58 @@ def timed(fn, repeats):
     return statistics.median(times)
 
 
+SHAPES = [("Vim-T B=8  L=197 2E=768", (8, 768, 197)), ("Vim-T B=32 L=197 2E=768", (32, 768, 197)),
+          ("Fashion-MNIST B=128 L=50 2E=384", (128, 384, 50))]
+
+
+def forward_and_backward(fn, xg):
+    return lambda: fn(*xg).sum().backward()
+
+
+def native_times(repeats):
+    """{shape label: [forward s, forward+backward s]} of the loaded native operator."""
+    native = torch.ops.vimvq.selective_scan
+    times = {}
+    for label, (b, d, l) in SHAPES:
+        with torch.no_grad():
+            x = inputs(b, d, l)
+            forward = timed(lambda: native(*x), repeats)
+        times[label] = [forward, timed(forward_and_backward(native, inputs(b, d, l, grad=True)), repeats)]
+    return times
+
+
+def compare_libraries(args):
+    runs = {lib: [] for lib in args.compare}
+    for _ in range(args.rounds):
+        for lib in args.compare:
+            child = [sys.executable, os.path.abspath(__file__), "--native-times", "--threads", str(args.threads),
+                     "--repeats", str(args.repeats), "--device", args.device]
+            out = subprocess.run(child, env=dict(os.environ, VIMVQ_OPS_LIBRARY=os.path.abspath(lib)), check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout
+            runs[lib].append(json.loads(out.strip().splitlines()[-1]))
+    print(f"| shape | library | forward ms | forward+backward ms | f+b / first library's |\n|---|---|---|---|---|")
+    first = args.compare[0]
+    for label, _ in SHAPES:
+        base = statistics.median(r[label][1] for r in runs[first])
+        for lib in args.compare:
+            fwd = ", ".join(f"{r[label][0] * 1e3:.1f}" for r in runs[lib])
+            fb = [r[label][1] for r in runs[lib]]
+            print(f"| {label} | {lib} | {fwd} | {', '.join(f'{t * 1e3:.1f}' for t in fb)} "
+                  f"| {statistics.median(fb) / base:.2f} |")
+
+
 def bench_shapes(repeats):
     native = torch.ops.vimvq.selective_scan
     print(f"{'shape':38s} {'torch fwd':>10s} {'native fwd':>10s} {'ratio':>7s} {'torch f+b':>10s} "
           f"{'native f+b':>10s} {'ratio':>7s}")
-    for label, (b, d, l) in [("Vim-T B=8  L=197 2E=768", (8, 768, 197)), ("Vim-T B=32 L=197 2E=768", (32, 768, 197)),
-                             ("Fashion-MNIST B=128 L=50 2E=384", (128, 384, 50))]:
+    for label, (b, d, l) in SHAPES:
         with torch.no_grad():
             x = inputs(b, d, l)
             tf = timed(lambda: selective_scan_torch(*x), repeats)
             nf = timed(lambda: native(*x), repeats)
         xg = inputs(b, d, l, grad=True)
-
-        def fb(fn):
-            return lambda: fn(*xg).sum().backward()
-        tb = timed(fb(selective_scan_torch), repeats)
-        nb = timed(fb(native), repeats)
+        tb = timed(forward_and_backward(selective_scan_torch, xg), repeats)
+        nb = timed(forward_and_backward(native, xg), repeats)
         print(f"{label:38s} {tf * 1e3:8.1f}ms {nf * 1e3:8.1f}ms {tf / nf:6.1f}x {tb * 1e3:8.1f}ms {nb * 1e3:8.1f}ms "
               f"{tb / nb:6.1f}x")
 
@@ -113,11 +155,21 @@ def main():
     ap.add_argument("--eval-images", type=int, default=1000, help="0: skip the whole-model comparison")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fmnist-root", default=fashion_mnist.DEFAULT_DIR, help="folder of the Fashion-MNIST idx files")
+    ap.add_argument("--compare", nargs="+", metavar="LIBRARY", help="libvimvq_ops.so files to time in turn")
+    ap.add_argument("--rounds", type=int, default=2, help="with --compare: runs of each library, alternating")
+    ap.add_argument("--native-times", action="store_true", help=argparse.SUPPRESS)  # --compare's child
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
-    print(f"threads: {set_threads(args.threads)}, device: {DEVICE}")
+    if args.compare:
+        compare_libraries(args)
+        return
+    threads = set_threads(args.threads)
     load_ops(required=True)
+    if args.native_times:
+        print(json.dumps(native_times(args.repeats)))
+        return
+    print(f"threads: {threads}, device: {DEVICE}")
     bench_shapes(args.repeats)
     if args.eval_images:
         bench_model(args.eval_images, args.fmnist_root)

@@ -67,7 +67,7 @@ Dims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
 
 // Work items are kLanes channels of one (batch, group), one channel per vector lane: the channels
 // share B_t and C_t, so a step is N vector exps and FMAs across lanes with no horizontal sums in
-// the forward; softplus, SiLU and their derivatives run vectorized over all L steps up front.
+// the forward; softplus, SiLU and their derivatives are computed in that lane layout up front.
 // The item boundaries are fixed (not derived from the thread count), so the order of every
 // floating-point sum, hence the result, is the same for any number of threads.
 constexpr int64_t kLanes = 16;
