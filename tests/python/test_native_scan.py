@@ -57,8 +57,11 @@ class NativeScan(unittest.TestCase):
         self.assertTrue(torch.equal(native(*sliced), native(*dense)))
 
     def test_gradcheck_float64(self):
-        args = [a.requires_grad_() for a in random_scan_inputs(2, 4, 6, 4, 2, dtype=torch.float64, seed=9)]
-        self.assertTrue(torch.autograd.gradcheck(native, args, eps=1e-6, atol=1e-6))
+        # N = 16 takes the kernels' fixed-N path, N = 4 the general one.
+        for n_state in (4, 16):
+            args = [a.requires_grad_()
+                    for a in random_scan_inputs(2, 4, 6, n_state, 2, dtype=torch.float64, seed=9)]
+            self.assertTrue(torch.autograd.gradcheck(native, args, eps=1e-6, atol=1e-6), f"N = {n_state}")
 
     def test_same_bits_for_any_thread_count(self):
         args = random_scan_inputs(3, 48, 29, 16, 2, seed=5)
