@@ -66,20 +66,18 @@ SHAPES = [("Vim-T B=8  L=197 2E=768", (8, 768, 197)), ("Vim-T B=32 L=197 2E=768"
           ("Fashion-MNIST B=128 L=50 2E=384", (128, 384, 50))]
 
 
-def forward_and_backward(fn, xg):
-    return lambda: fn(*xg).sum().backward()
+def scan_times(fn, shape, repeats):
+    """(forward s, forward+backward s) of a scan function at shape (batch, channels, L)."""
+    with torch.no_grad():
+        x = inputs(*shape)
+        forward = timed(lambda: fn(*x), repeats)
+    xg = inputs(*shape, grad=True)
+    return forward, timed(lambda: fn(*xg).sum().backward(), repeats)
 
 
 def native_times(repeats):
-    """{shape label: [forward s, forward+backward s]} of the loaded native operator."""
-    native = torch.ops.vimvq.selective_scan
-    times = {}
-    for label, (b, d, l) in SHAPES:
-        with torch.no_grad():
-            x = inputs(b, d, l)
-            forward = timed(lambda: native(*x), repeats)
-        times[label] = [forward, timed(forward_and_backward(native, inputs(b, d, l, grad=True)), repeats)]
-    return times
+    """{shape label: (forward s, forward+backward s)} of the loaded native operator."""
+    return {label: scan_times(torch.ops.vimvq.selective_scan, shape, repeats) for label, shape in SHAPES}
 
 
 def compare_libraries(args):
@@ -103,17 +101,11 @@ def compare_libraries(args):
 
 
 def bench_shapes(repeats):
-    native = torch.ops.vimvq.selective_scan
     print(f"{'shape':38s} {'torch fwd':>10s} {'native fwd':>10s} {'ratio':>7s} {'torch f+b':>10s} "
           f"{'native f+b':>10s} {'ratio':>7s}")
-    for label, (b, d, l) in SHAPES:
-        with torch.no_grad():
-            x = inputs(b, d, l)
-            tf = timed(lambda: selective_scan_torch(*x), repeats)
-            nf = timed(lambda: native(*x), repeats)
-        xg = inputs(b, d, l, grad=True)
-        tb = timed(forward_and_backward(selective_scan_torch, xg), repeats)
-        nb = timed(forward_and_backward(native, xg), repeats)
+    for label, shape in SHAPES:
+        tf, tb = scan_times(selective_scan_torch, shape, repeats)
+        nf, nb = scan_times(torch.ops.vimvq.selective_scan, shape, repeats)
         print(f"{label:38s} {tf * 1e3:8.1f}ms {nf * 1e3:8.1f}ms {tf / nf:6.1f}x {tb * 1e3:8.1f}ms {nb * 1e3:8.1f}ms "
               f"{tb / nb:6.1f}x")
 

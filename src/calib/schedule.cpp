@@ -54,8 +54,8 @@ StageSpan stage_span(int step, const ScheduleParams& p) {
 
 int step_after_plateau(int step, int tail, const ScheduleParams& p) {
   const StageSpan stage = stage_span(step, p);
-  if (stage.begin >= main_steps(p)) return std::max(step + 1, stage.end);
-  return std::max(step + 1, stage.end - tail);
+  const bool finetune = stage.begin >= main_steps(p);
+  return std::max(step + 1, finetune ? stage.end : stage.end - tail);
 }
 
 std::vector<vq::Event> periodic_events(int from, int to, const ScheduleParams& p) {

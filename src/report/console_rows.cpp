@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <string>
 
 #include "vimvq/report/quantize_report.h"
 
@@ -24,17 +25,11 @@ std::string layer_row(const calib::LayerRecord& l, int num_blocks) {
 }
 
 std::string block_row(const calib::BlockRecord& b, int num_blocks, vq::Method method) {
+  // Steps count only for methods that run them; early stopping makes them vary by block.
+  const std::string steps = b.steps > 0 ? std::to_string(b.steps) + " steps, " : "";
   char line[256];
-  const int n = std::snprintf(line, sizeof line, "[block %2d/%d] block loss %.4g -> %.4g (%s), ", b.index + 1,
-                              num_blocks, b.loss_init, b.loss_final, vq::method_name(method));
-  if (n > 0 && static_cast<size_t>(n) < sizeof line) {
-    // Steps count only for methods that run them; early stopping makes them vary by block.
-    if (b.steps > 0) {
-      std::snprintf(line + n, sizeof line - n, "%d steps, %.1f s", b.steps, b.seconds);
-    } else {
-      std::snprintf(line + n, sizeof line - n, "%.1f s", b.seconds);
-    }
-  }
+  std::snprintf(line, sizeof line, "[block %2d/%d] block loss %.4g -> %.4g (%s), %s%.1f s", b.index + 1,
+                num_blocks, b.loss_init, b.loss_final, vq::method_name(method), steps.c_str(), b.seconds);
   return line;
 }
 
