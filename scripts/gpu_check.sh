@@ -130,6 +130,7 @@ quantize_large() {  # quantize_large CONFIG ITERS TIMEOUT_S
   step "build" build_tool
   export VIMVQ_OPS_LIBRARY=$PWD/build-gpu/libvimvq_ops.so
   step "scan tests" timeout 180 "$PY" -m unittest discover -s tests/python -p 'test_*scan.py'
+  step "bimamba op tests" timeout 120 "$PY" -m unittest discover -s tests/python -p 'test_bimamba_ops.py'
   step "eval cpu and cuda" eval_both
   for bits in 1 2 3; do step "quantize fmnist w$bits" quantize_fmnist $bits; done
   step "calibration jpegs" make_calibration_jpegs

@@ -82,6 +82,22 @@ def make_model(cfg: dict, checkpoint: Optional[str] = None, seed: int = 0, use_n
     return model.eval()
 
 
+def remake_model(path: str, use_native_scan: bool) -> Vim:
+    """A vimvq TorchScript model rebuilt from its own weights and metadata with this export's code:
+    how an earlier export moves to the current mixer layout or to the other scan."""
+    try:
+        old = torch.jit.load(path, map_location="cpu")
+        meta = json.loads(old.metadata())
+    except Exception as e:  # TorchScript and JSON errors come in many types
+        raise CheckpointError(f"{path}: not a vimvq TorchScript model: {str(e).splitlines()[0]}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path}: its metadata has no 'config'")
+    meta["scan"] = "native" if use_native_scan else "torch"
+    model = Vim(**meta["config"], use_native_scan=use_native_scan, metadata=meta)
+    load_strict(model, dict(old.state_dict()), path)
+    return model.eval()
+
+
 def save_torchscript(model: Vim, out_path: str) -> None:
     """torch.jit.script (never trace: tracing unrolls the scan loop), written atomically."""
     scripted = torch.jit.script(model.eval())

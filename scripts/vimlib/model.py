@@ -32,11 +32,6 @@ QUANTIZABLE_LAYERS = [
 ]
 
 
-def _native_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
-                 delta_bias: Tensor) -> Tensor:
-    return torch.ops.vimvq.selective_scan(u, delta, A, B, C, D, z, delta_bias)
-
-
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -50,8 +45,8 @@ class RMSNorm(nn.Module):
 class BiMambaV2Mixer(nn.Module):
     """One shared in_proj/out_proj, two SSM branches (forward, and backward on flipped L)."""
 
-    # A constant, so TorchScript compiles only the chosen scan: a `--scan torch` export never
-    # references the native operator.
+    # A constant, so TorchScript compiles only the chosen layout: a `--scan torch` export never
+    # references the native operators.
     use_native_scan: Final[bool]
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
@@ -90,6 +85,46 @@ class BiMambaV2Mixer(nn.Module):
 
     def run(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Mixer forward; when `collect`, also the input of every quantizable linear layer."""
+        if self.use_native_scan:
+            return self._run_token_major(hidden, collect)
+        return self._run_channel_major(hidden, collect)
+
+    def _run_token_major(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The native operators' layout: every activation stays (B, L, channels), as the linear
+        layers produce and take it; the backward direction is scanned from the last token, so
+        nothing is flipped, transposed or concatenated at full size (docs/VIM.md)."""
+        inputs: Dict[str, Tensor] = {}
+        n, r = self.d_state, self.dt_rank
+        # chunk, not slicing: its backward is one concatenation, where each slice's backward
+        # fills a zero tensor of the whole width.
+        x, z = F.linear(hidden, self.in_proj.weight).chunk(2, dim=-1)  # (B, L, E) views of (B, L, 2E)
+        conv_b, conv_b_b = self.conv1d.bias, self.conv1d_b.bias
+        assert conv_b is not None and conv_b_b is not None
+        taps = torch.cat([self.conv1d.weight, self.conv1d_b.weight], dim=0).squeeze(1)
+        u = torch.ops.vimvq.bimamba_conv(x, taps, torch.cat([conv_b, conv_b_b], dim=0))
+        u_f, u_b = u.chunk(2, dim=-1)
+        dtl_f, b_f, c_f = torch.split(F.linear(u_f, self.x_proj.weight), [r, n, n], dim=-1)
+        dtl_b, b_b, c_b = torch.split(F.linear(u_b, self.x_proj_b.weight), [r, n, n], dim=-1)
+        delta = torch.cat([F.linear(dtl_f, self.dt_proj.weight), F.linear(dtl_b, self.dt_proj_b.weight)], dim=-1)
+        dt_bias = self.dt_proj.bias
+        dt_bias_b = self.dt_proj_b.bias
+        assert dt_bias is not None and dt_bias_b is not None
+        y = torch.ops.vimvq.bimamba_scan(
+            u, delta, -torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0).float()),
+            torch.stack([b_f, b_b], dim=1), torch.stack([c_f, c_b], dim=1),
+            torch.cat([self.D, self.D_b], dim=0).float(), z,
+            torch.cat([dt_bias, dt_bias_b], dim=0).float())
+        if collect:
+            inputs["mixer.in_proj.weight"] = hidden
+            inputs["mixer.x_proj.weight"] = u_f
+            inputs["mixer.x_proj_b.weight"] = u_b
+            inputs["mixer.dt_proj.weight"] = dtl_f
+            inputs["mixer.dt_proj_b.weight"] = dtl_b
+            inputs["mixer.out_proj.weight"] = y
+        return F.linear(y, self.out_proj.weight), inputs
+
+    def _run_channel_major(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The pure-PyTorch scan's layout (mamba's): channel-major, the backward direction flipped."""
         inputs: Dict[str, Tensor] = {}
         if collect:
             inputs["mixer.in_proj.weight"] = hidden
@@ -117,10 +152,7 @@ class BiMambaV2Mixer(nn.Module):
         dt_bias_b = self.dt_proj_b.bias
         assert dt_bias is not None and dt_bias_b is not None
         delta_bias = torch.cat([dt_bias, dt_bias_b], dim=0).float()
-        if self.use_native_scan:
-            y = _native_scan(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
-        else:
-            y = selective_scan_torch(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
+        y = selective_scan_torch(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
         y_f, y_b = y.chunk(2, dim=1)
         y_mix = ((y_f + y_b.flip(-1)) / 2).transpose(1, 2)  # (B, L, E)
         if collect:

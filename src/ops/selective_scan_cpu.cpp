@@ -1,59 +1,21 @@
-// CPU kernels of the selective scan; no (batch, dim, L, N) temporary exists. Forward and backward
-// both work on 16 channels of one (batch, group) at a time, one channel per vector lane (see
-// kLanes); the backward recomputes the item's states, then runs one reverse-time pass.
-// Built with -ffast-math (this file only) so that GCC vectorizes exp, log1p and the sigmoid via
-// libmvec.
+// CPU kernels of the channel-major selective scan; no (batch, dim, L, N) temporary exists. Forward
+// and backward both work on 16 channels of one (batch, group) at a time, one channel per vector
+// lane (src/ops/scan_lanes.h); the backward recomputes the item's states, then runs one
+// reverse-time pass. Built with -O3 -ffast-math, like every file that includes scan_lanes.h.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <tuple>
-#include <utility>
 #include <vector>
 
+#include "src/ops/scan_lanes.h"
 #include "vimvq/ops/selective_scan.h"
 
 namespace vimvq::ops {
 namespace {
 
-constexpr int64_t kMaxState = 64;
-
-template <typename T>
-inline T softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
-}
-
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-
-// exp for the recurrence's decays, inlined so that the lane loop stays in vector registers
-// (a libmvec call spills the N states around every call). Range reduction by ln 2 in two parts,
-// then Cephes expf's polynomial on [-ln2/2, ln2/2]: relative error ~2e-7, like expf. Arguments
-// are clamped to [-87, 88]: below, the result is ~1e-38 instead of 0 (a decay that has already
-// forgotten the state).
-inline float decay_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-inline double decay_exp(double x) { return std::exp(x); }
+using namespace lanes;
 
 struct Dims {
   int64_t batch, dim, length, n_state, groups, per_group;
@@ -64,39 +26,6 @@ Dims dims_of(const at::Tensor& u, const at::Tensor& A, const at::Tensor& B) {
   d.per_group = d.dim / d.groups;
   return d;
 }
-
-// Work items are kLanes channels of one (batch, group), one channel per vector lane: the channels
-// share B_t and C_t, so a step is N vector exps and FMAs across lanes with no horizontal sums in
-// the forward; softplus, SiLU and their derivatives are computed in that lane layout up front.
-// The item boundaries are fixed (not derived from the thread count), so the order of every
-// floating-point sum, hence the result, is the same for any number of threads.
-constexpr int64_t kLanes = 16;
-
-// The state size the models use (Vim: N = 16). Kernels take N as a template argument, 0 meaning
-// "from the call": at a fixed N the compiler unrolls the state loop and keeps the N state vectors
-// in registers instead of reloading them from the stack at every step.
-constexpr int64_t kCommonState = 16;
-
-template <int64_t kN>
-inline int64_t state_size(const Dims& s) {
-  return kN > 0 ? kN : s.n_state;
-}
-
-template <typename T>
-struct LaneScratch {
-  LaneScratch(int64_t length, int64_t n_state, bool backward)
-      : dt(length * kLanes), u(length * kLanes), gate(length * kLanes), y(length * kLanes) {
-    if (!backward) return;
-    for (auto* v : {&dsoftplus, &dgate, &grad, &du, &ddelta, &dz}) v->resize(length * kLanes);
-    for (auto* v : {&states, &decays, &dB, &dC}) v->resize(length * n_state * kLanes);
-  }
-  std::vector<T> dt, u, gate, y;  // (L, lanes); y: the pre-gate output sum_n h C + D u
-  std::vector<T> dsoftplus, dgate, grad, du, ddelta, dz;  // backward only, (L, lanes)
-  // Backward only, (L, N, lanes): the states and their decays exp(dt A) from the recomputed
-  // recurrence, and the lanes' shares of dB and dC, summed over a (batch, group)'s lane chunks
-  // before the one sum over lanes.
-  std::vector<T> states, decays, dB, dC;
-};
 
 template <typename T>
 void from_lane(const T* src, int64_t length, int64_t lane, T* dst) {
@@ -109,109 +38,51 @@ struct ScanArgs {
   const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias, *grad;
 };
 
-// One work item: which channels, and their per-channel parameters laid out by lane.
-template <typename T>
-struct LaneItem {
+// Work item i of a call: batch, then group, then block of kLanes channels inside the group.
+struct ItemPlace {
   int64_t b, first, count;
-  T a[kMaxState][kLanes];
-  T d_skip[kLanes];
-  const T *bt, *ct;  // this (batch, group)'s B and C, time-major (L, N)
 };
 
-// Work item i of a call: batch, then group, then block of kLanes channels inside the group.
-template <typename T>
-void locate_item(const Dims& s, int64_t i, LaneItem<T>& item) {
+ItemPlace locate_item(const Dims& s, int64_t i) {
   const int64_t blocks = (s.per_group + kLanes - 1) / kLanes;
   const int64_t g = (i / blocks) % s.groups;
-  item.b = i / (s.groups * blocks);
-  item.first = g * s.per_group + (i % blocks) * kLanes;
-  item.count = std::min(kLanes, (g + 1) * s.per_group - item.first);
+  const int64_t first = g * s.per_group + (i % blocks) * kLanes;
+  return {i / (s.groups * blocks), first, std::min(kLanes, (g + 1) * s.per_group - first)};
 }
 
 // Rows of the item's channels of a (batch, dim, L) input into (L, lanes); spare lanes repeat the
 // last channel, or are zero when `zero_spare`. (Bound by reading the rows from memory: a
 // transposition through an L1 tile measured no faster.)
 template <typename T>
-void to_lanes(const Dims& s, const LaneItem<T>& item, const T* input, bool zero_spare, T* dst) {
+void to_lanes(const Dims& s, const ItemPlace& at, const T* input, bool zero_spare, T* dst) {
   const int64_t L = s.length;
   for (int64_t l = 0; l < kLanes; ++l) {
-    if (zero_spare && l >= item.count) {
+    if (zero_spare && l >= at.count) {
       for (int64_t t = 0; t < L; ++t) dst[t * kLanes + l] = T(0);
       continue;
     }
-    const T* src = input + (item.b * s.dim + item.first + std::min(l, item.count - 1)) * L;
+    const T* src = input + (at.b * s.dim + at.first + std::min(l, at.count - 1)) * L;
     for (int64_t t = 0; t < L; ++t) dst[t * kLanes + l] = src[t];
   }
 }
 
 // Fills the item's lane parameters and its (L, lanes) inputs and per-step factors; spare lanes
 // (count < kLanes) repeat the last channel and, in the backward, get a zero output gradient so
-// they contribute nothing. The factors are computed in the lane layout: every step is one full
-// vector, whatever L.
+// they contribute nothing.
 template <typename T>
-void load_lanes(const Dims& s, const ScanArgs<T>& in, LaneItem<T>& item, LaneScratch<T>& w, bool backward) {
-  const int64_t N = s.n_state, L = s.length, g = item.first / s.per_group;
-  item.bt = in.Bt + (item.b * s.groups + g) * L * N;
-  item.ct = in.Ct + (item.b * s.groups + g) * L * N;
-  T bias[kLanes];
-  for (int64_t l = 0; l < kLanes; ++l) {
-    const int64_t ch = item.first + std::min(l, item.count - 1);
-    for (int64_t n = 0; n < N; ++n) item.a[n][l] = in.A[ch * N + n];
-    item.d_skip[l] = in.D[ch];
-    bias[l] = in.bias[ch];
-  }
-  to_lanes(s, item, in.u, false, w.u.data());
-  to_lanes(s, item, in.delta, false, w.dt.data());  // delta, then dt in place
-  to_lanes(s, item, in.z, false, w.gate.data());    // z, then the gate in place
-  if (backward) to_lanes(s, item, in.grad, true, w.grad.data());
-  for (int64_t t = 0; t < L; ++t) {
-    T* dt = w.dt.data() + t * kLanes;
-    T* gate = w.gate.data() + t * kLanes;
-    T* dsoftplus = backward ? w.dsoftplus.data() + t * kLanes : nullptr;
-    T* dgate = backward ? w.dgate.data() + t * kLanes : nullptr;
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) {
-      const T x = dt[l] + bias[l], z = gate[l], sig = sigmoid(z);
-      dt[l] = softplus(x);
-      gate[l] = z * sig;
-      if (backward) {
-        dsoftplus[l] = x > T(20) ? T(1) : sigmoid(x);  // softplus'(x), matching softplus's threshold
-        dgate[l] = sig * (T(1) + z * (T(1) - sig));    // d SiLU(z) / dz
-      }
-    }
-  }
-}
-
-// The recurrence over all L steps: pre-gate outputs into w.y, and, when the backward needs them,
-// the states and decays into w.states and w.decays.
-template <typename T, int64_t kN>
-void recurrence_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, bool keep_states) {
-  const int64_t N = state_size<kN>(s), L = s.length;
-  T h[kMaxState][kLanes] = {};
-  for (int64_t t = 0; t < L; ++t) {
-    const T* dt = w.dt.data() + t * kLanes;
-    const T* ut = w.u.data() + t * kLanes;
-    T du[kLanes], y[kLanes] = {};
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) du[l] = dt[l] * ut[l];
-#pragma GCC unroll 16
-    for (int64_t n = 0; n < N; ++n) {
-      const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
-      T decay[kLanes];
-#pragma omp simd
-      for (int64_t l = 0; l < kLanes; ++l) {
-        decay[l] = decay_exp(dt[l] * item.a[n][l]);
-        h[n][l] = decay[l] * h[n][l] + du[l] * bn;
-        y[l] += h[n][l] * cn;
-      }
-      if (!keep_states) continue;
-      std::copy(h[n], h[n] + kLanes, w.states.data() + (t * N + n) * kLanes);
-      std::copy(decay, decay + kLanes, w.decays.data() + (t * N + n) * kLanes);
-    }
-    T* yt = w.y.data() + t * kLanes;
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) yt[l] = y[l] + item.d_skip[l] * ut[l];
-  }
+void load_lanes(const Dims& s, const ScanArgs<T>& in, const ItemPlace& at, LaneItem<T>& item,
+                LaneScratch<T>& w, bool backward) {
+  const int64_t N = s.n_state, L = s.length, g = at.first / s.per_group;
+  item.count = at.count;
+  item.bt = in.Bt + (at.b * s.groups + g) * L * N;
+  item.ct = in.Ct + (at.b * s.groups + g) * L * N;
+  item.bc_step = N;
+  load_lane_params(N, at.first, in.A, in.D, in.bias, item);
+  to_lanes(s, at, in.u, false, w.u.data());
+  to_lanes(s, at, in.delta, false, w.dt.data());  // delta, then dt in place
+  to_lanes(s, at, in.z, false, w.gate.data());    // z, then the gate in place
+  if (backward) to_lanes(s, at, in.grad, true, w.grad.data());
+  lane_factors(L, item, w, backward);
 }
 
 template <typename T, int64_t kN>
@@ -228,113 +99,15 @@ void forward_impl(const Dims& s, const at::Tensor& u, const at::Tensor& delta, c
     LaneScratch<T> w(s.length, s.n_state, false);
     LaneItem<T> item;
     for (int64_t i = begin; i < end; ++i) {
-      locate_item(s, i, item);
-      load_lanes(s, in, item, w, false);
-      recurrence_lanes<T, kN>(s, item, w, false);
-      for (int64_t l = 0; l < item.count; ++l) {
-        T* row = pout + (item.b * s.dim + item.first + l) * s.length;
+      const ItemPlace at = locate_item(s, i);
+      load_lanes(s, in, at, item, w, false);
+      recurrence_lanes<T, kN>(s.n_state, s.length, item, w, false);
+      for (int64_t l = 0; l < at.count; ++l) {
+        T* row = pout + (at.b * s.dim + at.first + l) * s.length;
         for (int64_t t = 0; t < s.length; ++t) row[t] = w.y[t * kLanes + l] * w.gate[t * kLanes + l];
       }
     }
   });
-}
-
-// Gradients of one work item, a reverse-time pass over its recomputed states. The gradients of
-// the shared B and C are added lane by lane to w.dB and w.dC; per-channel ones go to rows of du,
-// ddelta, dz and to dA, dD, dbias.
-template <typename T, int64_t kN>
-void backward_lanes(const Dims& s, const LaneItem<T>& item, LaneScratch<T>& w, T (&dA_acc)[kMaxState][kLanes],
-                    T (&dD_acc)[kLanes], T (&dbias_acc)[kLanes]) {
-  const int64_t N = state_size<kN>(s), L = s.length;
-  T dh_next[kMaxState][kLanes] = {};  // dLoss/dh_t carried from step t+1, already times its decay
-  const T zero_state[kMaxState * kLanes] = {};
-  for (int64_t n = 0; n < N; ++n) std::fill(dA_acc[n], dA_acc[n] + kLanes, T(0));
-  std::fill(dD_acc, dD_acc + kLanes, T(0));
-  std::fill(dbias_acc, dbias_acc + kLanes, T(0));
-  for (int64_t t = L - 1; t >= 0; --t) {
-    const int64_t at_t = t * kLanes;
-    const T* dt = w.dt.data() + at_t;
-    const T* ut = w.u.data() + at_t;
-    const T* h = w.states.data() + t * N * kLanes;
-    const T* h_prev = t > 0 ? w.states.data() + (t - 1) * N * kLanes : zero_state;
-    const T* decays = w.decays.data() + t * N * kLanes;
-    T* dB_t = w.dB.data() + t * N * kLanes;
-    T* dC_t = w.dC.data() + t * N * kLanes;
-    T dy[kLanes], ddt[kLanes], du[kLanes], dtu[kLanes];
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) {
-      const T go = w.grad[at_t + l];
-      w.dz[at_t + l] = go * w.y[at_t + l] * w.dgate[at_t + l];
-      dy[l] = go * w.gate[at_t + l];
-      dD_acc[l] += dy[l] * ut[l];
-      ddt[l] = T(0);
-      du[l] = dy[l] * item.d_skip[l];
-      dtu[l] = dt[l] * ut[l];
-    }
-#pragma GCC unroll 16
-    for (int64_t n = 0; n < N; ++n) {
-      const T bn = item.bt[t * N + n], cn = item.ct[t * N + n];
-      const T* hn = h + n * kLanes;
-      const T* hpn = h_prev + n * kLanes;
-      const T* decay = decays + n * kLanes;
-      T* dBn = dB_t + n * kLanes;
-      T* dCn = dC_t + n * kLanes;
-#pragma omp simd
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const T dh = dy[l] * cn + dh_next[n][l];
-        dCn[l] += dy[l] * hn[l];
-        dBn[l] += dh * dtu[l];
-        ddt[l] += dh * (decay[l] * item.a[n][l] * hpn[l] + bn * ut[l]);
-        dA_acc[n][l] += dh * decay[l] * dt[l] * hpn[l];
-        du[l] += dh * dt[l] * bn;
-        dh_next[n][l] = dh * decay[l];
-      }
-    }
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) {
-      const T dx = ddt[l] * w.dsoftplus[at_t + l];
-      w.ddelta[at_t + l] = dx;
-      dbias_acc[l] += dx;
-      w.du[at_t + l] = du[l];
-    }
-  }
-}
-
-// Ordered reductions: fixed summation order whatever the thread count, so the same bits.
-// dA, dD and delta_bias: the per-batch shares summed over the batch.
-template <typename T>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> sum_over_batch(const Dims& s, const T* pdA, const T* pdD,
-                                                              const T* pdbias,
-                                                              const at::TensorOptions& options) {
-  const int64_t N = s.n_state;
-  auto dA = at::zeros({s.dim, N}, options);
-  auto dD = at::zeros({s.dim}, options);
-  auto dbias = at::zeros({s.dim}, options);
-  T *qA = dA.data_ptr<T>(), *qD = dD.data_ptr<T>(), *qbias = dbias.data_ptr<T>();
-  at::parallel_for(0, s.dim, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t d = begin; d < end; ++d) {
-      for (int64_t b = 0; b < s.batch; ++b) {
-        const int64_t bd = b * s.dim + d;
-        for (int64_t n = 0; n < N; ++n) qA[d * N + n] += pdA[bd * N + n];
-        qD[d] += pdD[bd];
-        qbias[d] += pdbias[bd];
-      }
-    }
-  });
-  return {dA, dD, dbias};
-}
-
-// One (batch, group)'s dB or dC, (N, L), from the lanes' shares (L, N, lanes).
-template <typename T>
-void sum_lanes(const std::vector<T>& shares, int64_t length, int64_t n_state, T* out) {
-  for (int64_t t = 0; t < length; ++t) {
-    for (int64_t n = 0; n < n_state; ++n) {
-      const T* lanes = shares.data() + (t * n_state + n) * kLanes;
-      T sum = 0;
-      for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-      out[n * length + t] = sum;
-    }
-  }
 }
 
 template <typename T, int64_t kN>
@@ -366,31 +139,29 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
     LaneScratch<T> w(L, N, true);
     LaneItem<T> item;
-    T dA_acc[kMaxState][kLanes], dD_acc[kLanes], dbias_acc[kLanes];
+    LaneParamGrads<T> grads;
     for (int64_t bg = begin; bg < end; ++bg) {
       std::fill(w.dB.begin(), w.dB.end(), T(0));
       std::fill(w.dC.begin(), w.dC.end(), T(0));
       for (int64_t i = bg * chunks; i < (bg + 1) * chunks; ++i) {
-        locate_item(s, i, item);
-        load_lanes(s, in, item, w, true);
-        recurrence_lanes<T, kN>(s, item, w, true);
-        backward_lanes<T, kN>(s, item, w, dA_acc, dD_acc, dbias_acc);
-        for (int64_t l = 0; l < item.count; ++l) {
-          const int64_t bd = item.b * s.dim + item.first + l;
+        const ItemPlace at = locate_item(s, i);
+        load_lanes(s, in, at, item, w, true);
+        recurrence_lanes<T, kN>(N, L, item, w, true);
+        backward_lanes<T, kN>(N, L, item, w, grads);
+        for (int64_t l = 0; l < at.count; ++l) {
+          const int64_t bd = at.b * s.dim + at.first + l;
           from_lane(w.du.data(), L, l, pdu + bd * L);
           from_lane(w.ddelta.data(), L, l, pddelta + bd * L);
           from_lane(w.dz.data(), L, l, pdz + bd * L);
-          for (int64_t n = 0; n < N; ++n) pdA[bd * N + n] = dA_acc[n][l];
-          pdD[bd] = dD_acc[l];
-          pdbias[bd] = dbias_acc[l];
         }
+        store_param_grads(grads, at.count, N, at.b * s.dim + at.first, pdA, pdD, pdbias);
       }
-      sum_lanes(w.dB, L, N, pdB + bg * N * L);
-      sum_lanes(w.dC, L, N, pdC + bg * N * L);
+      sum_lanes(w.dB, L, N, pdB + bg * N * L, 1, L);
+      sum_lanes(w.dC, L, N, pdC + bg * N * L, 1, L);
     }
   });
 
-  auto [dA, dD, dbias] = sum_over_batch(s, pdA, pdD, pdbias, u.options());
+  auto [dA, dD, dbias] = sum_over_batch(s.batch, s.dim, N, pdA, pdD, pdbias, u.options());
   return {du, ddelta, dA, dB, dC, dD, dz, dbias};
 }
 

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "src/ops/selective_scan_cuda_kernels.h"
+#include "vimvq/ops/bimamba.h"
 #include "vimvq/ops/selective_scan.h"
 
 namespace vimvq::ops {
@@ -84,4 +85,9 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_out, const at::Tens
 TORCH_LIBRARY_IMPL(vimvq, CUDA, m) {
   m.impl("selective_scan", &vimvq::ops::forward_cuda);
   m.impl("selective_scan_backward", &vimvq::ops::backward_cuda);
+  // No token-major CUDA kernels: the composites lay the activations out for the kernels above.
+  m.impl("bimamba_scan", &vimvq::ops::bimamba_scan_forward_composite);
+  m.impl("bimamba_scan_backward", &vimvq::ops::bimamba_scan_backward_composite);
+  m.impl("bimamba_conv", &vimvq::ops::bimamba_conv_forward_composite);
+  m.impl("bimamba_conv_backward", &vimvq::ops::bimamba_conv_backward_composite);
 }

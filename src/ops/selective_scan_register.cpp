@@ -1,9 +1,13 @@
-// Registers torch.ops.vimvq.selective_scan (CPU, CUDA when built, Autograd) so that TorchScript
-// models call it from C++ and from Python (torch.ops.load_library) and backpropagate through it.
+// Registers the native operators (torch.ops.vimvq.selective_scan, bimamba_scan, bimamba_conv: CPU,
+// CUDA when built, Autograd) so that TorchScript models call them from C++ and from Python
+// (torch.ops.load_library) and backpropagate through them.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <string>
+
+#include "vimvq/ops/bimamba.h"
 #include "vimvq/ops/selective_scan.h"
 
 namespace vimvq::ops {
@@ -12,47 +16,53 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-at::Tensor call_forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                        const at::Tensor& B, const at::Tensor& C, const at::Tensor& D, const at::Tensor& z,
-                        const at::Tensor& delta_bias) {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("vimvq::selective_scan", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                            const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
-  return op.call(u, delta, A, B, C, D, z, delta_bias);
+c10::OperatorHandle find_op(const std::string& name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name.c_str(), "");
 }
 
-std::vector<at::Tensor> call_backward(const at::Tensor& grad, const variable_list& saved) {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("vimvq::selective_scan_backward", "")
-          .typed<std::vector<at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                         const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                         const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
-  return op.call(grad, saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6], saved[7]);
-}
-
-class SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFunction> {
+// Every native operator `vimvq::X(inputs...) -> Tensor` has a backward operator
+// `vimvq::X_backward(grad, inputs...) -> Tensor[]` that returns one gradient per input and
+// recomputes what it needs: the autograd node keeps only the inputs.
+class NativeOpFunction : public torch::autograd::Function<NativeOpFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& u, const at::Tensor& delta,
-                            const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
-                            const at::Tensor& D, const at::Tensor& z, const at::Tensor& delta_bias) {
+  static at::Tensor forward(AutogradContext* ctx, const std::string& name, at::TensorList inputs) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({u, delta, A, B, C, D, z, delta_bias});
-    return call_forward(u, delta, A, B, C, D, z, delta_bias);
+    ctx->save_for_backward(inputs.vec());
+    ctx->saved_data["op"] = name;
+    torch::jit::Stack stack(inputs.begin(), inputs.end());
+    find_op(name).callBoxed(&stack);
+    return stack.at(0).toTensor();
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    auto grads = call_backward(grad_outputs[0], ctx->get_saved_variables());
-    return variable_list(grads.begin(), grads.end());
+    const auto saved = ctx->get_saved_variables();
+    torch::jit::Stack stack{grad_outputs.at(0)};
+    stack.insert(stack.end(), saved.begin(), saved.end());
+    find_op(ctx->saved_data["op"].toStringRef() + "_backward").callBoxed(&stack);
+    variable_list grads{at::Tensor()};  // for the name
+    for (const auto& g : stack.at(0).toTensorVector()) grads.push_back(g);
+    return grads;
   }
 };
+
+at::Tensor with_autograd(const std::string& name, std::initializer_list<at::Tensor> inputs) {
+  return NativeOpFunction::apply(name, at::TensorList(inputs));
+}
 
 at::Tensor selective_scan_autograd(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                    const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                    const at::Tensor& z, const at::Tensor& delta_bias) {
-  return SelectiveScanFunction::apply(u, delta, A, B, C, D, z, delta_bias);
+  return with_autograd("vimvq::selective_scan", {u, delta, A, B, C, D, z, delta_bias});
+}
+
+at::Tensor bimamba_scan_autograd(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                                 const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
+                                 const at::Tensor& z, const at::Tensor& delta_bias) {
+  return with_autograd("vimvq::bimamba_scan", {u, delta, A, B, C, D, z, delta_bias});
+}
+
+at::Tensor bimamba_conv_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return with_autograd("vimvq::bimamba_conv", {x, weight, bias});
 }
 
 }  // namespace
@@ -65,11 +75,27 @@ TORCH_LIBRARY(vimvq, m) {
   m.def(
       "selective_scan_backward(Tensor grad_out, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, "
       "Tensor D, Tensor z, Tensor delta_bias) -> Tensor[]");
+  m.def(
+      "bimamba_scan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor D, Tensor z, "
+      "Tensor delta_bias) -> Tensor");
+  m.def(
+      "bimamba_scan_backward(Tensor grad_out, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, "
+      "Tensor D, Tensor z, Tensor delta_bias) -> Tensor[]");
+  m.def("bimamba_conv(Tensor x, Tensor weight, Tensor bias) -> Tensor");
+  m.def("bimamba_conv_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor bias) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(vimvq, CPU, m) {
   m.impl("selective_scan", &vimvq::ops::selective_scan_forward_cpu);
   m.impl("selective_scan_backward", &vimvq::ops::selective_scan_backward_cpu);
+  m.impl("bimamba_scan", &vimvq::ops::bimamba_scan_forward_cpu);
+  m.impl("bimamba_scan_backward", &vimvq::ops::bimamba_scan_backward_cpu);
+  m.impl("bimamba_conv", &vimvq::ops::bimamba_conv_forward_cpu);
+  m.impl("bimamba_conv_backward", &vimvq::ops::bimamba_conv_backward_cpu);
 }
 
-TORCH_LIBRARY_IMPL(vimvq, Autograd, m) { m.impl("selective_scan", &vimvq::ops::selective_scan_autograd); }
+TORCH_LIBRARY_IMPL(vimvq, Autograd, m) {
+  m.impl("selective_scan", &vimvq::ops::selective_scan_autograd);
+  m.impl("bimamba_scan", &vimvq::ops::bimamba_scan_autograd);
+  m.impl("bimamba_conv", &vimvq::ops::bimamba_conv_autograd);
+}

@@ -58,6 +58,32 @@ class ExportCommand(unittest.TestCase):
         x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
         self.assertLessEqual((n(x) - p(x)).abs().max().item(), 1e-5)
 
+    @unittest.skipUnless(HAVE_NATIVE, "libvimvq_ops.so not built")
+    def test_from_model_keeps_weights_and_metadata(self):
+        portable, native = os.path.join(self.dir, "p.pt"), os.path.join(self.dir, "n.pt")
+        ckpt = self.save_checkpoint(self.state)
+        self.assertEqual(self.export("--config", "vim_micro", "--checkpoint", ckpt, "--scan", "torch", "-o", portable)
+                         .returncode, 0)
+        r = self.export("--from-model", portable, "-o", native)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p, n = torch.jit.load(portable), torch.jit.load(native)
+        for k, v in n.state_dict().items():
+            self.assertTrue(torch.equal(v, self.state[k]), k)
+        meta_p, meta_n = json.loads(p.metadata()), json.loads(n.metadata())
+        self.assertEqual(meta_n.pop("scan"), "native")
+        self.assertEqual(meta_p.pop("scan"), "torch")
+        self.assertEqual(meta_n, meta_p)
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        self.assertLessEqual((n(x) - p(x)).abs().max().item(), 1e-5)
+
+    def test_from_model_refuses_what_is_not_a_model(self):
+        ckpt = self.save_checkpoint(self.state)
+        out = os.path.join(self.dir, "m.pt")
+        r = self.export("--from-model", ckpt, "--scan", "torch", "-o", out)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not a vimvq TorchScript model", r.stderr)
+        self.assertFalse(os.path.exists(out))
+
     def test_random_init_is_seeded(self):
         a, b = os.path.join(self.dir, "a.pt"), os.path.join(self.dir, "b.pt")
         for path in (a, b):
