@@ -63,7 +63,12 @@ void lanes_to_tokens(const RowPlace& at, int64_t length, const T* lanes, bool ad
   for (int64_t s = 0; s < length; ++s) {
     T* dst = base + at.token(s, length) * row_stride;
     const T* lane = lanes + s * kLanes;
-    for (int64_t l = 0; l < at.count; ++l) dst[l] = add ? dst[l] + lane[l] : lane[l];
+    if (add) {
+#pragma omp simd
+      for (int64_t l = 0; l < at.count; ++l) dst[l] += lane[l];
+    } else {
+      std::copy(lane, lane + at.count, dst);
+    }
   }
 }
 
