@@ -72,3 +72,23 @@ def random_scan_inputs(batch, dim, length, n_state, groups, dtype=torch.float32,
             -torch.rand(dim, n_state, generator=g).mul(3).add(0.1).to(dtype),
             r(batch, groups, n_state, length, scale=0.5), r(batch, groups, n_state, length, scale=0.5),
             r(dim, scale=0.5), r(batch, dim, length), r(dim, scale=0.3)]
+
+
+def forward_backward(fn, args, weight):
+    """fn(*args) and the gradients of sum(out * weight) for every argument."""
+    args = [a.detach().clone().requires_grad_() for a in args]
+    out = fn(*args)
+    return [out.detach()] + list(torch.autograd.grad((out * weight).sum(), args))
+
+
+def forward_backward_per_thread_count(fn, args, weight, counts=(1, 2, 3)):
+    """forward_backward at each of torch's intra-op thread counts, the setting restored after."""
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in counts:
+            torch.set_num_threads(threads)
+            results.append(forward_backward(fn, args, weight))
+    finally:
+        torch.set_num_threads(before)
+    return results

@@ -5,7 +5,7 @@ import unittest
 import torch
 import torch.nn.functional as F
 
-from helpers import HAVE_NATIVE
+from helpers import HAVE_NATIVE, forward_backward, forward_backward_per_thread_count
 
 SCAN_NAMES = "out u delta A B C D z delta_bias".split()
 CONV_NAMES = "out x weight bias".split()
@@ -45,12 +45,6 @@ def conv_by_definition(x, weight, bias):
     return F.silu(torch.cat([forward, backward.flip(-1)], dim=1)).transpose(1, 2)
 
 
-def forward_backward(fn, args, weight):
-    args = [a.detach().clone().requires_grad_() for a in args]
-    out = fn(*args)
-    return [out.detach()] + list(torch.autograd.grad((out * weight).sum(), args))
-
-
 @unittest.skipUnless(HAVE_NATIVE, "libvimvq_ops.so not built")
 class BimambaScan(unittest.TestCase):
     def compare(self, shape, seed=0):
@@ -86,14 +80,7 @@ class BimambaScan(unittest.TestCase):
     def test_same_bits_for_any_thread_count(self):
         args = scan_inputs(3, 29, 40, 16, seed=5)
         weight = torch.randn(3, 29, 40, generator=torch.Generator().manual_seed(2))
-        before = torch.get_num_threads()
-        try:
-            results = []
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                results.append(forward_backward(torch.ops.vimvq.bimamba_scan, args, weight))
-        finally:
-            torch.set_num_threads(before)
+        results = forward_backward_per_thread_count(torch.ops.vimvq.bimamba_scan, args, weight)
         for other in results[1:]:
             for name, a, b in zip(SCAN_NAMES, results[0], other):
                 self.assertTrue(torch.equal(a, b), name)
@@ -135,14 +122,7 @@ class BimambaConv(unittest.TestCase):
     def test_same_bits_for_any_thread_count(self):
         args = self.inputs(5, 23, 24, 4, seed=6)
         weight = torch.randn(5, 23, 48, generator=torch.Generator().manual_seed(2))
-        before = torch.get_num_threads()
-        try:
-            results = []
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                results.append(forward_backward(torch.ops.vimvq.bimamba_conv, args, weight))
-        finally:
-            torch.set_num_threads(before)
+        results = forward_backward_per_thread_count(torch.ops.vimvq.bimamba_conv, args, weight)
         for other in results[1:]:
             for name, a, b in zip(CONV_NAMES, results[0], other):
                 self.assertTrue(torch.equal(a, b), name)

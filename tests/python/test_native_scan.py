@@ -3,7 +3,7 @@ import unittest
 
 import torch
 
-from helpers import HAVE_NATIVE, random_scan_inputs
+from helpers import HAVE_NATIVE, forward_backward, forward_backward_per_thread_count, random_scan_inputs
 from vimlib.configs import get_config
 from vimlib.export import make_model
 from vimlib.scan import selective_scan_torch
@@ -13,12 +13,6 @@ NAMES = "u delta A B C D z delta_bias".split()
 
 def native(*args):
     return torch.ops.vimvq.selective_scan(*args)
-
-
-def forward_backward(fn, args, weight):
-    args = [a.detach().clone().requires_grad_() for a in args]
-    out = fn(*args)
-    return [out.detach()] + list(torch.autograd.grad((out * weight).sum(), args))
 
 
 @unittest.skipUnless(HAVE_NATIVE, "libvimvq_ops.so not built")
@@ -66,14 +60,7 @@ class NativeScan(unittest.TestCase):
     def test_same_bits_for_any_thread_count(self):
         args = random_scan_inputs(3, 48, 29, 16, 2, seed=5)
         weight = torch.randn(3, 48, 29, generator=torch.Generator().manual_seed(2))
-        before = torch.get_num_threads()
-        try:
-            results = []
-            for threads in (1, 2, 3):
-                torch.set_num_threads(threads)
-                results.append(forward_backward(native, args, weight))
-        finally:
-            torch.set_num_threads(before)
+        results = forward_backward_per_thread_count(native, args, weight)
         for other in results[1:]:
             for name, a, b in zip(["out"] + NAMES, results[0], other):
                 self.assertTrue(torch.equal(a, b), name)
