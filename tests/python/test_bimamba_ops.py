@@ -45,6 +45,12 @@ def conv_by_definition(x, weight, bias):
     return F.silu(torch.cat([forward, backward.flip(-1)], dim=1)).transpose(1, 2)
 
 
+def assert_identical(test, results, names):
+    for other in results[1:]:
+        for name, a, b in zip(names, results[0], other):
+            test.assertTrue(torch.equal(a, b), name)
+
+
 @unittest.skipUnless(HAVE_NATIVE, "libvimvq_ops.so not built")
 class BimambaScan(unittest.TestCase):
     def compare(self, shape, seed=0):
@@ -81,9 +87,7 @@ class BimambaScan(unittest.TestCase):
         args = scan_inputs(3, 29, 40, 16, seed=5)
         weight = torch.randn(3, 29, 40, generator=torch.Generator().manual_seed(2))
         results = forward_backward_per_thread_count(torch.ops.vimvq.bimamba_scan, args, weight)
-        for other in results[1:]:
-            for name, a, b in zip(SCAN_NAMES, results[0], other):
-                self.assertTrue(torch.equal(a, b), name)
+        assert_identical(self, results, SCAN_NAMES)
 
     def test_bad_shapes_are_refused(self):
         args = scan_inputs(2, 5, 8, 16)
@@ -123,9 +127,7 @@ class BimambaConv(unittest.TestCase):
         args = self.inputs(5, 23, 24, 4, seed=6)
         weight = torch.randn(5, 23, 48, generator=torch.Generator().manual_seed(2))
         results = forward_backward_per_thread_count(torch.ops.vimvq.bimamba_conv, args, weight)
-        for other in results[1:]:
-            for name, a, b in zip(CONV_NAMES, results[0], other):
-                self.assertTrue(torch.equal(a, b), name)
+        assert_identical(self, results, CONV_NAMES)
 
     def test_bad_shapes_are_refused(self):
         x, weight, bias = self.inputs(1, 4, 6, 4)
