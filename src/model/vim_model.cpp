@@ -50,8 +50,7 @@ VimModel VimModel::load(const std::string& path, const c10::Device& device) {
                   "it with scripts/export.py --config <vim_tiny|vim_small|vim_base> --checkpoint " +
                   path + " -o model.pt");
     }
-    if (what.find("vimvq::") != std::string::npos ||
-        what.find("Unknown builtin op") != std::string::npos) {
+    if (what.find("vimvq::") != std::string::npos || what.find("Unknown builtin op") != std::string::npos) {
       throw Error(path +
                   ": model uses an operator this build does not provide: " + what.substr(0, what.find('\n')));
     }
