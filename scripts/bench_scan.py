@@ -9,9 +9,10 @@ Fashion-MNIST model (B = 128, L = 50, 2E = 384). Forward, and forward+backward, 
 --repeats. Then whole-model eval throughput of the shipped model, portable scan against native
 scan, on the first --eval-images test images, with their top-1. All ratios come from this one run.
 
---compare times only the native operator at those shapes, for each library given, in a fresh
-process per library (loaded operators cannot be swapped), the libraries in turn for --rounds
-rounds; it prints each library's median times and their ratio to the first library's.
+--compare times only the native operators at those shapes (selective_scan, and the token-major
+bimamba_scan where every library given has it), for each library, in a fresh process per library
+(loaded operators cannot be swapped), the libraries in turn for --rounds rounds; it prints each
+library's median times and their ratio to the first library's.
 """
 import argparse
 import json
@@ -50,6 +51,17 @@ def inputs(batch, dim, length, n_state=16, groups=2, grad=False):
     return [x.to(DEVICE).requires_grad_(grad) for x in t]
 
 
+def token_major_inputs(batch, channels, length, n_state=16, grad=False):
+    """vimvq::bimamba_scan's inputs at the same sizes: (batch, L, channels) rows, both directions."""
+    g = torch.Generator().manual_seed(0)
+    t = [torch.randn(batch, length, channels, generator=g) * 0.5,
+         torch.randn(batch, length, channels, generator=g) * 0.5, -torch.rand(channels, n_state, generator=g) * 3 - 0.1,
+         torch.randn(batch, 2, length, n_state, generator=g), torch.randn(batch, 2, length, n_state, generator=g),
+         torch.randn(channels, generator=g), torch.randn(batch, length, channels // 2, generator=g),
+         torch.randn(channels, generator=g) * 0.3]
+    return [x.to(DEVICE).requires_grad_(grad) for x in t]
+
+
 def timed(fn, repeats):
     fn()  # warm-up
     times = []
@@ -66,18 +78,26 @@ SHAPES = [("Vim-T B=8  L=197 2E=768", (8, 768, 197)), ("Vim-T B=32 L=197 2E=768"
           ("Fashion-MNIST B=128 L=50 2E=384", (128, 384, 50))]
 
 
-def scan_times(fn, shape, repeats):
+def scan_times(fn, shape, repeats, make_inputs=inputs):
     """(forward s, forward+backward s) of a scan function at shape (batch, channels, L)."""
     with torch.no_grad():
-        x = inputs(*shape)
+        x = make_inputs(*shape)
         forward = timed(lambda: fn(*x), repeats)
-    xg = inputs(*shape, grad=True)
+    xg = make_inputs(*shape, grad=True)
     return forward, timed(lambda: fn(*xg).sum().backward(), repeats)
 
 
 def native_times(repeats):
-    """{shape label: (forward s, forward+backward s)} of the loaded native operator."""
-    return {label: scan_times(torch.ops.vimvq.selective_scan, shape, repeats) for label, shape in SHAPES}
+    """{shape label: (forward s, forward+backward s)} of the loaded library's selective_scan, and of
+    its token-major bimamba_scan (both directions, the same sizes) when it has one."""
+    times = {label: scan_times(torch.ops.vimvq.selective_scan, shape, repeats) for label, shape in SHAPES}
+    try:
+        token_major = torch.ops.vimvq.bimamba_scan
+    except (AttributeError, RuntimeError):  # a library from before the token-major operators
+        return times
+    for label, shape in SHAPES:
+        times["bimamba_scan " + label] = scan_times(token_major, shape, repeats, token_major_inputs)
+    return times
 
 
 def compare_libraries(args):
@@ -91,7 +111,8 @@ def compare_libraries(args):
             runs[lib].append(json.loads(out.strip().splitlines()[-1]))
     print(f"| shape | library | forward ms | forward+backward ms | f+b / first library's |\n|---|---|---|---|---|")
     first = args.compare[0]
-    for label, _ in SHAPES:
+    labels = [label for label in runs[first][0] if all(label in r for rs in runs.values() for r in rs)]
+    for label in labels:
         base = statistics.median(r[label][1] for r in runs[first])
         for lib in args.compare:
             fwd = ", ".join(f"{r[label][0] * 1e3:.1f}" for r in runs[lib])
