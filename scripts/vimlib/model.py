@@ -89,6 +89,15 @@ class BiMambaV2Mixer(nn.Module):
             return self._run_token_major(hidden, collect)
         return self._run_channel_major(hidden, collect)
 
+    def _stacked_scan_params(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """A = -exp(A_log), D and the dt bias of both directions stacked (2E channels), as both
+        layouts' scans take them."""
+        dt_bias = self.dt_proj.bias
+        dt_bias_b = self.dt_proj_b.bias
+        assert dt_bias is not None and dt_bias_b is not None
+        return (-torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0).float()),
+                torch.cat([self.D, self.D_b], dim=0).float(), torch.cat([dt_bias, dt_bias_b], dim=0).float())
+
     def _run_token_major(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
         """The native operators' layout: every activation stays (B, L, channels), as the linear
         layers produce and take it; the backward direction is scanned from the last token, so
@@ -106,14 +115,9 @@ class BiMambaV2Mixer(nn.Module):
         dtl_f, b_f, c_f = torch.split(F.linear(u_f, self.x_proj.weight), [r, n, n], dim=-1)
         dtl_b, b_b, c_b = torch.split(F.linear(u_b, self.x_proj_b.weight), [r, n, n], dim=-1)
         delta = torch.cat([F.linear(dtl_f, self.dt_proj.weight), F.linear(dtl_b, self.dt_proj_b.weight)], dim=-1)
-        dt_bias = self.dt_proj.bias
-        dt_bias_b = self.dt_proj_b.bias
-        assert dt_bias is not None and dt_bias_b is not None
-        y = torch.ops.vimvq.bimamba_scan(
-            u, delta, -torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0).float()),
-            torch.stack([b_f, b_b], dim=1), torch.stack([c_f, c_b], dim=1),
-            torch.cat([self.D, self.D_b], dim=0).float(), z,
-            torch.cat([dt_bias, dt_bias_b], dim=0).float())
+        a, d_skip, delta_bias = self._stacked_scan_params()
+        y = torch.ops.vimvq.bimamba_scan(u, delta, a, torch.stack([b_f, b_b], dim=1), torch.stack([c_f, c_b], dim=1),
+                                         d_skip, z, delta_bias)
         if collect:
             inputs["mixer.in_proj.weight"] = hidden
             inputs["mixer.x_proj.weight"] = u_f
@@ -143,15 +147,10 @@ class BiMambaV2Mixer(nn.Module):
         # Both directions in one scan: channels stacked (2E), B and C as two groups.
         u = torch.cat([u_f, u_b], dim=1)
         delta = torch.cat([delta_f, delta_b], dim=1)
-        a = -torch.exp(torch.cat([self.A_log, self.A_b_log], dim=0).float())
+        a, d_skip, delta_bias = self._stacked_scan_params()
         b_mat = torch.stack([b_f, b_b], dim=1)
         c_mat = torch.stack([c_f, c_b], dim=1)
-        d_skip = torch.cat([self.D, self.D_b], dim=0).float()
         zz = torch.cat([z, z.flip(-1)], dim=1)
-        dt_bias = self.dt_proj.bias
-        dt_bias_b = self.dt_proj_b.bias
-        assert dt_bias is not None and dt_bias_b is not None
-        delta_bias = torch.cat([dt_bias, dt_bias_b], dim=0).float()
         y = selective_scan_torch(u, delta, a, b_mat, c_mat, d_skip, zz, delta_bias)
         y_f, y_b = y.chunk(2, dim=1)
         y_mix = ((y_f + y_b.flip(-1)) / 2).transpose(1, 2)  # (B, L, E)

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "src/ops/batch_shares.h"
 #include "vimvq/ops/bimamba.h"
 
 namespace vimvq::ops {
@@ -125,19 +126,6 @@ void backward_impl(const ConvDims& s, const ConvArgs<T>& in, const T* grad, T* d
   });
 }
 
-// The batch rows' shares (batch, n) summed in batch order: the same bits for any thread count.
-template <typename T>
-at::Tensor sum_shares(const at::Tensor& shares) {
-  const int64_t batch = shares.size(0), n = shares.numel() / std::max<int64_t>(1, batch);
-  auto total = at::zeros(shares.sizes().slice(1), shares.options());
-  const T* src = shares.data_ptr<T>();
-  T* dst = total.data_ptr<T>();
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += src[b * n + i];
-  }
-  return total;
-}
-
 ConvDims dims_of(const at::Tensor& x, const at::Tensor& weight) {
   return {x.size(0), x.size(1), x.size(2), weight.size(1)};
 }
@@ -179,8 +167,8 @@ std::vector<at::Tensor> bimamba_conv_backward_cpu(const at::Tensor& grad_out, co
     backward_impl<scalar_t>(s, args_of<scalar_t>(xr, taps, biasc), grad.data_ptr<scalar_t>(),
                             dx.data_ptr<scalar_t>(), dtaps_shares.data_ptr<scalar_t>(),
                             dbias_shares.data_ptr<scalar_t>());
-    dtaps = sum_shares<scalar_t>(dtaps_shares);
-    dbias = sum_shares<scalar_t>(dbias_shares);
+    dtaps = sum_batch_shares<scalar_t>(dtaps_shares);
+    dbias = sum_batch_shares<scalar_t>(dbias_shares);
   });
   return {dx, dtaps.t().contiguous(), dbias};
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "src/ops/batch_shares.h"
 #include "src/ops/scan_lanes.h"
 #include "vimvq/ops/bimamba.h"
 
@@ -35,6 +36,17 @@ struct RowPlace {
   bool reverse;
   int64_t token(int64_t step, int64_t length) const { return reverse ? length - 1 - step : step; }
 };
+
+// Direction g's B or C rows of batch row b, (L, N) time-major, in scan order: the first row and
+// the step to the next (the backward direction reads its rows from the last).
+struct BcRows {
+  int64_t first, step;
+};
+
+BcRows bc_rows(const BiDims& s, int64_t b, int64_t g) {
+  const int64_t L = s.length, N = s.n_state;
+  return g == 1 ? BcRows{((b * 2 + g) * L + L - 1) * N, -N} : BcRows{(b * 2 + g) * L * N, N};
+}
 
 // An item's channels of rows base[token * row_stride + l] into (L, lanes), in scan order, times
 // `scale`; spare lanes repeat the last channel, or are zero when `zero_spare`.
@@ -81,10 +93,10 @@ RowPlace load_direction(const BiDims& s, const BiArgs<T>& in, int64_t b, int64_t
   const int64_t first = chunk * kLanes;
   const RowPlace at{b, first, std::min(kLanes, E - first), g == 1};
   item.count = at.count;
-  const int64_t bc_first_row = (b * 2 + g) * L + (at.reverse ? L - 1 : 0);
-  item.bt = in.Bt + bc_first_row * N;
-  item.ct = in.Ct + bc_first_row * N;
-  item.bc_step = at.reverse ? -N : N;
+  const BcRows rows = bc_rows(s, b, g);
+  item.bt = in.Bt + rows.first;
+  item.ct = in.Ct + rows.first;
+  item.bc_step = rows.step;
   load_lane_params(N, g * E + first, in.A, in.D, in.bias, item);
   const int64_t channel = b * L * 2 * E + g * E + first;
   tokens_to_lanes(at, L, in.u + channel, 2 * E, T(1), false, w.u.data());
@@ -151,15 +163,21 @@ std::vector<at::Tensor> backward_impl(const BiDims& s, const BiArgs<T>& in,
           lanes_to_tokens(at, L, w.dz.data(), g == 1, pdz + b * L * E + at.first, E);
           store_param_grads(grads, at.count, N, b * 2 * E + g * E + at.first, pdA, pdD, pdbias);
         }
-        const int64_t first_row = (b * 2 + g) * L + (g == 1 ? L - 1 : 0);
-        sum_lanes(w.dB, L, N, pdB + first_row * N, g == 1 ? -N : N, 1);
-        sum_lanes(w.dC, L, N, pdC + first_row * N, g == 1 ? -N : N, 1);
+        const BcRows rows = bc_rows(s, b, g);
+        sum_lanes(w.dB, L, N, pdB + rows.first, rows.step, 1);
+        sum_lanes(w.dC, L, N, pdC + rows.first, rows.step, 1);
       }
     }
   });
 
-  auto [dA, dD, dbias] = sum_over_batch(s.batch, 2 * E, N, pdA, pdD, pdbias, options);
-  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
+  return {du,
+          ddelta,
+          sum_batch_shares<T>(dA_per_batch),
+          dB,
+          dC,
+          sum_batch_shares<T>(dD_per_batch),
+          dz,
+          sum_batch_shares<T>(dbias_per_batch)};
 }
 
 // The tensors the kernels read: dense where they index densely; z keeps its strides (it is a view

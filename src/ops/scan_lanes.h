@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 namespace vimvq::ops::lanes {
@@ -246,30 +245,6 @@ void store_param_grads(const LaneParamGrads<T>& grads, int64_t count, int64_t n_
     dD[row + l] = grads.dD[l];
     dbias[row + l] = grads.dbias[l];
   }
-}
-
-// dA, dD and delta_bias from their per-batch shares, summed over the batch in a fixed order
-// whatever the thread count, so the same bits.
-template <typename T>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> sum_over_batch(int64_t batch, int64_t dim, int64_t n_state,
-                                                              const T* pdA, const T* pdD, const T* pdbias,
-                                                              const at::TensorOptions& options) {
-  const int64_t N = n_state;
-  auto dA = at::zeros({dim, N}, options);
-  auto dD = at::zeros({dim}, options);
-  auto dbias = at::zeros({dim}, options);
-  T *qA = dA.data_ptr<T>(), *qD = dD.data_ptr<T>(), *qbias = dbias.data_ptr<T>();
-  at::parallel_for(0, dim, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t d = begin; d < end; ++d) {
-      for (int64_t b = 0; b < batch; ++b) {
-        const int64_t bd = b * dim + d;
-        for (int64_t n = 0; n < N; ++n) qA[d * N + n] += pdA[bd * N + n];
-        qD[d] += pdD[bd];
-        qbias[d] += pdbias[bd];
-      }
-    }
-  });
-  return {dA, dD, dbias};
 }
 
 // One (batch, group)'s dB or dC from the lanes' shares (L, N, lanes): the sum over lanes of scan

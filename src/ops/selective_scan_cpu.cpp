@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "src/ops/batch_shares.h"
 #include "src/ops/scan_lanes.h"
 #include "vimvq/ops/selective_scan.h"
 
@@ -161,8 +162,14 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
     }
   });
 
-  auto [dA, dD, dbias] = sum_over_batch(s.batch, s.dim, N, pdA, pdD, pdbias, u.options());
-  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
+  return {du,
+          ddelta,
+          sum_batch_shares<T>(dA_per_batch),
+          dB,
+          dC,
+          sum_batch_shares<T>(dD_per_batch),
+          dz,
+          sum_batch_shares<T>(dbias_per_batch)};
 }
 
 }  // namespace

@@ -16,53 +16,57 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-c10::OperatorHandle find_op(const std::string& name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name.c_str(), "");
-}
-
 // Every native operator `vimvq::X(inputs...) -> Tensor` has a backward operator
 // `vimvq::X_backward(grad, inputs...) -> Tensor[]` that returns one gradient per input and
-// recomputes what it needs: the autograd node keeps only the inputs.
-class NativeOpFunction : public torch::autograd::Function<NativeOpFunction> {
+// recomputes what it needs: the autograd node keeps only the inputs. Op names X (a type with a
+// static `name`), so that each Function looks its two operators up once.
+template <typename Op>
+class NativeOpFunction : public torch::autograd::Function<NativeOpFunction<Op>> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const std::string& name, at::TensorList inputs) {
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList inputs) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward(inputs.vec());
-    ctx->saved_data["op"] = name;
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(Op::name, "");
     torch::jit::Stack stack(inputs.begin(), inputs.end());
-    find_op(name).callBoxed(&stack);
+    op.callBoxed(&stack);
     return stack.at(0).toTensor();
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    static const auto op =
+        c10::Dispatcher::singleton().findSchemaOrThrow((std::string(Op::name) + "_backward").c_str(), "");
     const auto saved = ctx->get_saved_variables();
     torch::jit::Stack stack{grad_outputs.at(0)};
     stack.insert(stack.end(), saved.begin(), saved.end());
-    find_op(ctx->saved_data["op"].toStringRef() + "_backward").callBoxed(&stack);
-    variable_list grads{at::Tensor()};  // for the name
-    for (const auto& g : stack.at(0).toTensorVector()) grads.push_back(g);
-    return grads;
+    op.callBoxed(&stack);
+    return stack.at(0).toTensorVector();
   }
 };
 
-at::Tensor with_autograd(const std::string& name, std::initializer_list<at::Tensor> inputs) {
-  return NativeOpFunction::apply(name, at::TensorList(inputs));
-}
+struct SelectiveScanOp {
+  static constexpr const char* name = "vimvq::selective_scan";
+};
+struct BimambaScanOp {
+  static constexpr const char* name = "vimvq::bimamba_scan";
+};
+struct BimambaConvOp {
+  static constexpr const char* name = "vimvq::bimamba_conv";
+};
 
 at::Tensor selective_scan_autograd(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                    const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                    const at::Tensor& z, const at::Tensor& delta_bias) {
-  return with_autograd("vimvq::selective_scan", {u, delta, A, B, C, D, z, delta_bias});
+  return NativeOpFunction<SelectiveScanOp>::apply(at::TensorList({u, delta, A, B, C, D, z, delta_bias}));
 }
 
 at::Tensor bimamba_scan_autograd(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                  const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                  const at::Tensor& z, const at::Tensor& delta_bias) {
-  return with_autograd("vimvq::bimamba_scan", {u, delta, A, B, C, D, z, delta_bias});
+  return NativeOpFunction<BimambaScanOp>::apply(at::TensorList({u, delta, A, B, C, D, z, delta_bias}));
 }
 
 at::Tensor bimamba_conv_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return with_autograd("vimvq::bimamba_conv", {x, weight, bias});
+  return NativeOpFunction<BimambaConvOp>::apply(at::TensorList({x, weight, bias}));
 }
 
 }  // namespace
