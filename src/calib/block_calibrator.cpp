@@ -63,6 +63,25 @@ class BatchOrder {
   at::Tensor order_;
 };
 
+// The block's quantizable products in bf16 for one forward when the parameters ask for it, back in
+// fp32 after it: the passes, the targets and every reported loss stay fp32.
+class StepMatmuls {
+ public:
+  StepMatmuls(model::VimModel& model, int block, MatmulPrecision precision)
+      : model_(precision == MatmulPrecision::kBf16 ? &model : nullptr), block_(block) {
+    if (model_) model_->set_bf16_matmuls(block_, true);
+  }
+  ~StepMatmuls() {
+    if (model_) model_->set_bf16_matmuls(block_, false);
+  }
+  StepMatmuls(const StepMatmuls&) = delete;
+  StepMatmuls& operator=(const StepMatmuls&) = delete;
+
+ private:
+  model::VimModel* model_;  // null: fp32, nothing to switch
+  int block_;
+};
+
 }  // namespace
 
 // Stage confirmations always get a record with the block loss around them; the final hardening
@@ -259,6 +278,7 @@ void BlockCalibrator::time_reference_steps(int steps) {
     const int64_t start = (s * rows) % std::max<int64_t>(1, n - rows + 1);
     profiler_->synchronize();
     const auto t0 = std::chrono::steady_clock::now();
+    const StepMatmuls precision(model_, block_, params_.step_matmuls);
     const at::Tensor out = model_
                                .block(block_, in_.hidden.slice(0, start, start + rows),
                                       in_.residual.slice(0, start, start + rows))
@@ -281,6 +301,7 @@ at::Tensor BlockCalibrator::step(const StepPlan& plan, const at::Tensor& batch) 
   at::Tensor loss, task_loss;
   {
     ScopedPhase t(profiler_, block_, Phase::kForward);
+    const StepMatmuls precision(model_, block_, params_.step_matmuls);
     const at::Tensor out =
         model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
     loss = (out - target_.index_select(0, batch)).square().mean();

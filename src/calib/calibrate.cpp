@@ -33,6 +33,14 @@ std::vector<model::LayerInfo> select_layers(const model::VimModel& model, const 
   return selected;
 }
 
+void check_model_supports(const model::VimModel& model, const CalibrationParams& p) {
+  if (p.step_matmuls == MatmulPrecision::kBf16 && !model.has_bf16_matmuls())
+    throw Error(model.path() +
+                ": step_matmuls = bf16 needs the blocks' set_bf16_matmuls switch, which this export lacks; "
+                "re-export it with scripts/export.py --from-model " +
+                model.path() + " -o NEW.pt");
+}
+
 std::vector<LayerRecord> plan_layers(const model::VimModel& model, const CalibrationParams& p) {
   std::vector<LayerRecord> rows;
   for (const auto& l : select_layers(model, p)) {
@@ -75,6 +83,7 @@ std::vector<model::LayerInfo> layers_of_block(const std::vector<model::LayerInfo
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
                                  const Callbacks& cb, Profiler* profiler, const ResumePoint* resume) {
   validate(p);
+  check_model_supports(m, p);
   const auto start = std::chrono::steady_clock::now();
   const auto selected = select_layers(m, p);
   if (selected.empty()) throw Error("no quantizable layer matches the --include / --exclude patterns");

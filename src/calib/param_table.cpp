@@ -155,6 +155,11 @@ const std::vector<ParamSpec>& table() {
           "k-means trains on a seeded sample of k * this many sub-vectors when a layer has more (0: all)"),
       integer("iterations", &P::iterations, 1, 10000000, "optimisation steps per block"),
       integer("batch_size", &P::batch_size, 1, 65536, "calibration images per step"),
+      choice("step_matmuls", &P::step_matmuls,
+             {{MatmulPrecision::kFp32, "fp32"}, {MatmulPrecision::kBf16, "bf16"}},
+             "precision of the quantizable layers' matrix products in the steps (bf16: inputs and outputs "
+             "rounded, fp32 accumulation; fast where the CPU has AMX); targets, passes and reported losses "
+             "stay fp32"),
       integer("warmup_images", &P::warmup_images, 0, 1000000000,
               "images (spread evenly over the set) that the importances and the initial loss read before "
               "a block's first step (0: all)"),

@@ -249,6 +249,9 @@ int run_quantize(const QuantizeOptions& o) {
   const calib::CalibrationParams& p = r.params;
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
+  calib::check_model_supports(model, p);
+  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && device.is_cpu() && !cpu_has_amx_bf16())
+    log::warn("step_matmuls = bf16 on a CPU without AMX: its bf16 products can be slower than fp32");
   const auto planned = calib::plan_layers(model, p);
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");

@@ -40,12 +40,15 @@ TEST(Params, DefaultsRoundTripThroughJson) {
   other.method = vq::Method::kVq4dit;
   other.confirm_order = vq::ConfirmOrder::kSmallestError;
   other.importance = calib::Importance::kNone;
+  other.step_matmuls = calib::MatmulPrecision::kBf16;
   other.seed = 18446744073709551615ull;
   CalibrationParams back;
   calib::apply_json(back, calib::to_json(other), "test");
   EXPECT_EQ(calib::to_json(back), calib::to_json(other));
   EXPECT_EQ(back.confirm_order, vq::ConfirmOrder::kSmallestError);
   EXPECT_EQ(calib::to_json(other)["method"], "vq4dit");
+  EXPECT_EQ(calib::to_json(other)["step_matmuls"], "bf16");
+  EXPECT_EQ(back.step_matmuls, calib::MatmulPrecision::kBf16);
 }
 
 TEST(Params, EveryKeyIsListedWithItsDefaultAndADoc) {
@@ -73,6 +76,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
                                                        {"iterations", "4294967298"},
                                                        {"iterations", "-1"},
                                                        {"batch_size", "0"},
+                                                       {"step_matmuls", "fp16"},
                                                        {"warmup_images", "-1"},
                                                        {"lr_logits", "-0.1"},
                                                        {"lr_logits", "1e999"},

@@ -45,6 +45,9 @@ struct Callbacks {
 // The quantizable layers selected by p.include / p.exclude (globs or substrings of full names).
 std::vector<model::LayerInfo> select_layers(const model::VimModel& model, const CalibrationParams& p);
 
+// Throws vimvq::Error naming the model file when it lacks what `p` asks of it (the bf16 switch).
+void check_model_supports(const model::VimModel& model, const CalibrationParams& p);
+
 // What each selected layer will take, without doing any work: the rows a dry run prints.
 std::vector<LayerRecord> plan_layers(const model::VimModel& model, const CalibrationParams& p);
 

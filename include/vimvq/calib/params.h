@@ -14,6 +14,8 @@
 namespace vimvq::calib {
 
 enum class Importance { kDiag, kNone };
+// The precision of the quantizable layers' matrix products in a calibration step.
+enum class MatmulPrecision { kFp32, kBf16 };
 
 struct CalibrationParams {
   int bits = 2;
@@ -25,6 +27,7 @@ struct CalibrationParams {
   int64_t kmeans_max_points_per_centroid = 256;
   int iterations = 400;
   int batch_size = 32;
+  MatmulPrecision step_matmuls = MatmulPrecision::kFp32;
   int64_t warmup_images = 0;  // images the importances and the initial loss read (0: all)
   double lr_logits = 5e-2;
   double lr_codebook = 1e-4;
