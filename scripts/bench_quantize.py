@@ -17,7 +17,8 @@ budget (400 steps per block, every block):
 (a calibrated block's finish pass is also the quantized chain's advance into the next block.
 Binaries before that change advanced the chain in a pass of its own, which this leaves out.)
 
-Exports, images and reports stay in --work (default build/bench_quantize) and are reused.
+Exports, images and reports stay in --work (default build/bench_quantize) and are reused; an export
+is made again when the export code (scripts/export.py, scripts/vimlib) has changed since.
 Run it with the machine otherwise idle: the figures are wall times.
 
 Before/after: `--vimvq OLD NEW --rounds 2` runs each binary in turn (OLD, NEW, OLD, NEW for each
@@ -28,6 +29,7 @@ the first binary's. An entry may carry options for that binary alone, to compare
 session.
 """
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -49,11 +51,33 @@ def hull_events(iterations: int, params: dict) -> int:
     return main // params["hull_update_every"]
 
 
+def export_code_digest() -> str:
+    """A digest of the code that writes the exports: a cached export from other code (another mixer
+    layout, no bf16 switch) would be timed as if it were this version's."""
+    h = hashlib.sha256()
+    lib = os.path.join(REPO, "scripts", "vimlib")
+    for path in [os.path.join(REPO, "scripts", "export.py")] + sorted(
+            os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".py")):
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
 def prepare(work: str, model: str, images: int) -> tuple:
     path = os.path.join(work, f"{model}.pt")
-    if not os.path.exists(path):
+    stamp = path + ".export-code"
+    digest = export_code_digest()
+    current = False
+    if os.path.exists(path) and os.path.exists(stamp):
+        with open(stamp) as f:
+            current = f.read() == digest
+    if not current:
+        if os.path.exists(path):
+            print(f"{path}: exported by other code; exporting it again (same seed, same weights)", file=sys.stderr)
         subprocess.run([os.path.join(REPO, "scripts", "py"), os.path.join(REPO, "scripts", "export.py"), "--config",
                         model, "--seed", "0", "-o", path], check=True, stdout=subprocess.DEVNULL)
+        with open(stamp, "w") as f:
+            f.write(digest)
     calib = os.path.join(work, f"calib{images}")
     if not os.path.isdir(calib):
         make_jpegs(calib, images, seed=0)
