@@ -236,6 +236,25 @@ void stage_reports(const QuantizeOptions& o, const report::QuantizeReport& r, Ou
   files.stage(markdown_beside(*o.report), md);
 }
 
+// One line: what the run will quantize, and at how many bits per weight.
+void log_plan(const std::string& path, const model::VimModel& model,
+              const std::vector<calib::LayerRecord>& planned, const calib::CalibrationParams& p) {
+  const vq::SizeTotals totals = totals_of(planned);
+  log::info(strprintf(
+      "%s: %zu of %zu quantizable layers, %lld weights; %s at %d bits: %.3f index + %.3f "
+      "codebook bpw",
+      path.c_str(), planned.size(), model.quantizable_layers().size(), static_cast<long long>(totals.weights),
+      vq::method_name(p.method), p.bits, totals.index_bpw(), totals.codebook_bpw()));
+}
+
+// Refuses a model that lacks what the parameters ask of it; warns where they cost time.
+void check_model_and_device(const model::VimModel& model, const calib::CalibrationParams& p,
+                            const c10::Device& device) {
+  calib::check_model_supports(model, p);
+  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && device.is_cpu() && !cpu_has_amx_bf16())
+    log::warn("step_matmuls = bf16 on a CPU without AMX: its bf16 products can be slower than fp32");
+}
+
 }  // namespace
 
 void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
@@ -249,19 +268,11 @@ int run_quantize(const QuantizeOptions& o) {
   const calib::CalibrationParams& p = r.params;
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
-  calib::check_model_supports(model, p);
-  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && device.is_cpu() && !cpu_has_amx_bf16())
-    log::warn("step_matmuls = bf16 on a CPU without AMX: its bf16 products can be slower than fp32");
+  check_model_and_device(model, p, device);
   const auto planned = calib::plan_layers(model, p);
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
-  const vq::SizeTotals totals = totals_of(planned);
-  log::info(
-      strprintf("%s: %zu of %zu quantizable layers, %lld weights; %s at %d bits: %.3f index + %.3f "
-                "codebook bpw",
-                o.model.c_str(), planned.size(), model.quantizable_layers().size(),
-                static_cast<long long>(totals.weights), vq::method_name(p.method), p.bits, totals.index_bpw(),
-                totals.codebook_bpw()));
+  log_plan(o.model, model, planned, p);
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
   OutputSet files;
   declare_files(o, files);
