@@ -29,6 +29,7 @@ the first binary's. An entry may carry options for that binary alone, to compare
 session.
 """
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -51,6 +52,7 @@ def hull_events(iterations: int, params: dict) -> int:
     return main // params["hull_update_every"]
 
 
+@functools.lru_cache(maxsize=None)
 def export_code_digest() -> str:
     """A digest of the code that writes the exports: a cached export from other code (another mixer
     layout, no bf16 switch) would be timed as if it were this version's."""

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "src/ops/batch_shares.h"
 #include "src/ops/scan_lanes.h"
 #include "vimvq/ops/bimamba.h"
 
@@ -133,13 +132,9 @@ std::vector<at::Tensor> backward_impl(const BiDims& s, const BiArgs<T>& in,
   const int64_t N = s.n_state, L = s.length, E = s.width;
   auto du = at::empty({s.batch, L, 2 * E}, options), ddelta = at::empty_like(du);
   auto dz = at::empty({s.batch, L, E}, options);
-  auto dA_per_batch = at::empty({s.batch, 2 * E, N}, options);
-  auto dD_per_batch = at::empty({s.batch, 2 * E}, options);
-  auto dbias_per_batch = at::empty({s.batch, 2 * E}, options);
+  const ParamGradShares<T> param_shares(s.batch, 2 * E, N, options);
   auto dB = at::empty({s.batch, 2, L, N}, options), dC = at::empty_like(dB);
   T *pdu = du.data_ptr<T>(), *pddelta = ddelta.data_ptr<T>(), *pdz = dz.data_ptr<T>();
-  T *pdA = dA_per_batch.data_ptr<T>(), *pdD = dD_per_batch.data_ptr<T>();
-  T* pdbias = dbias_per_batch.data_ptr<T>();
   T *pdB = dB.data_ptr<T>(), *pdC = dC.data_ptr<T>();
 
   // One work item per batch row: its two directions in turn (dz is the sum of both), each
@@ -161,7 +156,7 @@ std::vector<at::Tensor> backward_impl(const BiDims& s, const BiArgs<T>& in,
           lanes_to_tokens(at, L, w.du.data(), false, pdu + channel, 2 * E);
           lanes_to_tokens(at, L, w.ddelta.data(), false, pddelta + channel, 2 * E);
           lanes_to_tokens(at, L, w.dz.data(), g == 1, pdz + b * L * E + at.first, E);
-          store_param_grads(grads, at.count, N, b * 2 * E + g * E + at.first, pdA, pdD, pdbias);
+          param_shares.store(grads, at.count, b * 2 * E + g * E + at.first);
         }
         const BcRows rows = bc_rows(s, b, g);
         sum_lanes(w.dB, L, N, pdB + rows.first, rows.step, 1);
@@ -170,14 +165,8 @@ std::vector<at::Tensor> backward_impl(const BiDims& s, const BiArgs<T>& in,
     }
   });
 
-  return {du,
-          ddelta,
-          sum_batch_shares<T>(dA_per_batch),
-          dB,
-          dC,
-          sum_batch_shares<T>(dD_per_batch),
-          dz,
-          sum_batch_shares<T>(dbias_per_batch)};
+  const auto params = param_shares.totals();
+  return {du, ddelta, params.dA, dB, dC, params.dD, dz, params.dbias};
 }
 
 // The tensors the kernels read: dense where they index densely; z keeps its strides (it is a view

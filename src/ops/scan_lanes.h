@@ -16,6 +16,8 @@
 #include <cstring>
 #include <vector>
 
+#include "src/ops/batch_shares.h"
+
 namespace vimvq::ops::lanes {
 
 constexpr int64_t kMaxState = 64;
@@ -235,17 +237,42 @@ void backward_lanes(int64_t n_state, int64_t length, const LaneItem<T>& item, La
   }
 }
 
-// An item's parameter gradients into per-batch shares, (batch, dim, N) and (batch, dim) rows at
-// channel `first`.
+// The parameter gradients' per-batch-row shares, (batch, channels, N) and (batch, channels): each
+// row is written by the one work item that owns it, and the rows are summed in batch order at the
+// end (sum_batch_shares), so the result does not depend on the thread count.
 template <typename T>
-void store_param_grads(const LaneParamGrads<T>& grads, int64_t count, int64_t n_state, int64_t row, T* dA,
-                       T* dD, T* dbias) {
-  for (int64_t l = 0; l < count; ++l) {
-    for (int64_t n = 0; n < n_state; ++n) dA[(row + l) * n_state + n] = grads.dA[n][l];
-    dD[row + l] = grads.dD[l];
-    dbias[row + l] = grads.dbias[l];
+class ParamGradShares {
+ public:
+  ParamGradShares(int64_t batch, int64_t channels, int64_t n_state, const at::TensorOptions& options)
+      : n_state_(n_state),
+        dA_(at::empty({batch, channels, n_state}, options)),
+        dD_(at::empty({batch, channels}, options)),
+        dbias_(at::empty({batch, channels}, options)),
+        pdA_(dA_.data_ptr<T>()),
+        pdD_(dD_.data_ptr<T>()),
+        pdbias_(dbias_.data_ptr<T>()) {}
+
+  // An item's `count` channels, from flattened (batch, channel) row `row` on.
+  void store(const LaneParamGrads<T>& grads, int64_t count, int64_t row) const {
+    for (int64_t l = 0; l < count; ++l) {
+      for (int64_t n = 0; n < n_state_; ++n) pdA_[(row + l) * n_state_ + n] = grads.dA[n][l];
+      pdD_[row + l] = grads.dD[l];
+      pdbias_[row + l] = grads.dbias[l];
+    }
   }
-}
+
+  struct Totals {
+    at::Tensor dA, dD, dbias;
+  };
+  Totals totals() const {
+    return {sum_batch_shares<T>(dA_), sum_batch_shares<T>(dD_), sum_batch_shares<T>(dbias_)};
+  }
+
+ private:
+  int64_t n_state_;
+  at::Tensor dA_, dD_, dbias_;
+  T *pdA_, *pdD_, *pdbias_;
+};
 
 // One (batch, group)'s dB or dC from the lanes' shares (L, N, lanes): the sum over lanes of scan
 // step t and state n goes to out[t * t_stride + n * n_stride].

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "src/ops/batch_shares.h"
 #include "src/ops/scan_lanes.h"
 #include "vimvq/ops/selective_scan.h"
 
@@ -119,9 +118,7 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
   const int64_t N = s.n_state, L = s.length;
   const int64_t chunks = (s.per_group + kLanes - 1) / kLanes;
   auto du = at::empty_like(u), ddelta = at::empty_like(u), dz = at::empty_like(u);
-  auto dA_per_batch = at::empty({s.batch, s.dim, N}, u.options());
-  auto dD_per_batch = at::empty({s.batch, s.dim}, u.options());
-  auto dbias_per_batch = at::empty({s.batch, s.dim}, u.options());
+  const ParamGradShares<T> param_shares(s.batch, s.dim, N, u.options());
   // dB and dC are sums over a group's channels. One work item per (batch, group) adds its lane
   // chunks in order, lane by lane, then sums the lanes: a fixed order for any thread count, and
   // no horizontal sum per step and state, nor a per-chunk partial buffer (which was
@@ -133,8 +130,6 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
                        Bt.data_ptr<T>(), Ct.data_ptr<T>(),    D.data_ptr<T>(),
                        z.data_ptr<T>(),  bias.data_ptr<T>(),  grad.data_ptr<T>()};
   T *pdu = du.data_ptr<T>(), *pddelta = ddelta.data_ptr<T>(), *pdz = dz.data_ptr<T>();
-  T *pdA = dA_per_batch.data_ptr<T>(), *pdD = dD_per_batch.data_ptr<T>();
-  T* pdbias = dbias_per_batch.data_ptr<T>();
   T *pdB = dB.data_ptr<T>(), *pdC = dC.data_ptr<T>();
 
   at::parallel_for(0, s.batch * s.groups, 1, [&](int64_t begin, int64_t end) {
@@ -155,21 +150,15 @@ std::vector<at::Tensor> backward_impl(const Dims& s, const at::Tensor& grad, con
           from_lane(w.ddelta.data(), L, l, pddelta + bd * L);
           from_lane(w.dz.data(), L, l, pdz + bd * L);
         }
-        store_param_grads(grads, at.count, N, at.b * s.dim + at.first, pdA, pdD, pdbias);
+        param_shares.store(grads, at.count, at.b * s.dim + at.first);
       }
       sum_lanes(w.dB, L, N, pdB + bg * N * L, 1, L);
       sum_lanes(w.dC, L, N, pdC + bg * N * L, 1, L);
     }
   });
 
-  return {du,
-          ddelta,
-          sum_batch_shares<T>(dA_per_batch),
-          dB,
-          dC,
-          sum_batch_shares<T>(dD_per_batch),
-          dz,
-          sum_batch_shares<T>(dbias_per_batch)};
+  const auto params = param_shares.totals();
+  return {du, ddelta, params.dA, dB, dC, params.dD, dz, params.dbias};
 }
 
 }  // namespace
