@@ -55,7 +55,7 @@ def hull_events(iterations: int, params: dict) -> int:
 @functools.lru_cache(maxsize=None)
 def export_code_digest() -> str:
     """A digest of the code that writes the exports: a cached export from other code (another mixer
-    layout, no bf16 switch) would be timed as if it were this version's."""
+    layout) would be timed as if it were this version's."""
     h = hashlib.sha256()
     lib = os.path.join(REPO, "scripts", "vimlib")
     for path in [os.path.join(REPO, "scripts", "export.py")] + sorted(

@@ -72,24 +72,15 @@ class BiMambaV2Mixer(nn.Module):
         self.A_b_log = nn.Parameter(a_log.clone())
         self.D = nn.Parameter(torch.ones(e))
         self.D_b = nn.Parameter(torch.ones(e))
-        # The quantizable layers' matrix products in bf16 (inputs and output rounded, fp32
-        # accumulation): where the CPU has AMX they run several times faster. Off unless a caller
-        # switches it on (Block.set_bf16_matmuls); vimvq does so for calibration steps only.
-        self.bf16_matmuls = False
-
-    def _linear(self, x: Tensor, weight: Tensor) -> Tensor:
-        if self.bf16_matmuls:
-            return F.linear(x.to(torch.bfloat16), weight.to(torch.bfloat16)).to(x.dtype)
-        return F.linear(x, weight)
 
     def _branch_inputs(self, x: Tensor, conv_w: Tensor, conv_b: Optional[Tensor], x_proj_w: Tensor,
                        dt_proj_w: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         length = x.shape[-1]
         u = F.silu(F.conv1d(x, conv_w, conv_b, padding=self.d_conv - 1, groups=self.d_inner)[..., :length])
         u_t = u.transpose(1, 2)  # (B, L, E): the input of x_proj
-        x_dbl = self._linear(u_t, x_proj_w)
+        x_dbl = F.linear(u_t, x_proj_w)
         dt_low, b_mat, c_mat = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = self._linear(dt_low, dt_proj_w).transpose(1, 2)  # bias goes into the scan
+        delta = F.linear(dt_low, dt_proj_w).transpose(1, 2)  # bias goes into the scan
         return u, u_t, dt_low, delta, b_mat.transpose(1, 2), c_mat.transpose(1, 2)
 
     def run(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
@@ -115,16 +106,15 @@ class BiMambaV2Mixer(nn.Module):
         n, r = self.d_state, self.dt_rank
         # chunk, not slicing: its backward is one concatenation, where each slice's backward
         # fills a zero tensor of the whole width.
-        x, z = self._linear(hidden, self.in_proj.weight).chunk(2, dim=-1)  # (B, L, E) views of (B, L, 2E)
+        x, z = F.linear(hidden, self.in_proj.weight).chunk(2, dim=-1)  # (B, L, E) views of (B, L, 2E)
         conv_b, conv_b_b = self.conv1d.bias, self.conv1d_b.bias
         assert conv_b is not None and conv_b_b is not None
         taps = torch.cat([self.conv1d.weight, self.conv1d_b.weight], dim=0).squeeze(1)
         u = torch.ops.vimvq.bimamba_conv(x, taps, torch.cat([conv_b, conv_b_b], dim=0))
         u_f, u_b = u.chunk(2, dim=-1)
-        dtl_f, b_f, c_f = torch.split(self._linear(u_f, self.x_proj.weight), [r, n, n], dim=-1)
-        dtl_b, b_b, c_b = torch.split(self._linear(u_b, self.x_proj_b.weight), [r, n, n], dim=-1)
-        delta = torch.cat([self._linear(dtl_f, self.dt_proj.weight), self._linear(dtl_b, self.dt_proj_b.weight)],
-                          dim=-1)
+        dtl_f, b_f, c_f = torch.split(F.linear(u_f, self.x_proj.weight), [r, n, n], dim=-1)
+        dtl_b, b_b, c_b = torch.split(F.linear(u_b, self.x_proj_b.weight), [r, n, n], dim=-1)
+        delta = torch.cat([F.linear(dtl_f, self.dt_proj.weight), F.linear(dtl_b, self.dt_proj_b.weight)], dim=-1)
         a, d_skip, delta_bias = self._stacked_scan_params()
         y = torch.ops.vimvq.bimamba_scan(u, delta, a, torch.stack([b_f, b_b], dim=1), torch.stack([c_f, c_b], dim=1),
                                          d_skip, z, delta_bias)
@@ -135,14 +125,14 @@ class BiMambaV2Mixer(nn.Module):
             inputs["mixer.dt_proj.weight"] = dtl_f
             inputs["mixer.dt_proj_b.weight"] = dtl_b
             inputs["mixer.out_proj.weight"] = y
-        return self._linear(y, self.out_proj.weight), inputs
+        return F.linear(y, self.out_proj.weight), inputs
 
     def _run_channel_major(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
         """The pure-PyTorch scan's layout (mamba's): channel-major, the backward direction flipped."""
         inputs: Dict[str, Tensor] = {}
         if collect:
             inputs["mixer.in_proj.weight"] = hidden
-        xz = self._linear(hidden, self.in_proj.weight).transpose(1, 2)  # (B, 2E, L)
+        xz = F.linear(hidden, self.in_proj.weight).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         u_f, ut_f, dtl_f, delta_f, b_f, c_f = self._branch_inputs(
             x, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight)
@@ -166,7 +156,7 @@ class BiMambaV2Mixer(nn.Module):
         y_mix = ((y_f + y_b.flip(-1)) / 2).transpose(1, 2)  # (B, L, E)
         if collect:
             inputs["mixer.out_proj.weight"] = y_mix
-        return self._linear(y_mix, self.out_proj.weight), inputs
+        return F.linear(y_mix, self.out_proj.weight), inputs
 
     def forward(self, hidden: Tensor) -> Tensor:
         return self.run(hidden, False)[0]
@@ -190,11 +180,6 @@ class Block(nn.Module):
         """Input tensor (..., in_features) of each quantizable linear layer, by parameter name."""
         residual = residual + hidden
         return self.mixer.run(self.norm(residual), True)[1]
-
-    @torch.jit.export
-    def set_bf16_matmuls(self, on: bool) -> None:
-        """Optional part of the contract: the quantizable layers' products in bf16 or fp32."""
-        self.mixer.bf16_matmuls = on
 
     @torch.jit.export
     def quantizable_layers(self) -> List[str]:

@@ -5,6 +5,7 @@
 #include <torch/optim/adam.h>
 
 #include "src/calib/chain_ops.h"
+#include "vimvq/calib/matmul_precision.h"
 #include "vimvq/calib/plateau.h"
 #include "vimvq/vq/subvectors.h"
 
@@ -61,25 +62,6 @@ class BatchOrder {
   at::Generator& generator_;
   at::Device device_;
   at::Tensor order_;
-};
-
-// The block's quantizable products in bf16 for one forward when the parameters ask for it, back in
-// fp32 after it: the passes, the targets and every reported loss stay fp32.
-class StepMatmuls {
- public:
-  StepMatmuls(model::VimModel& model, int block, MatmulPrecision precision)
-      : model_(precision == MatmulPrecision::kBf16 ? &model : nullptr), block_(block) {
-    if (model_) model_->set_bf16_matmuls(block_, true);
-  }
-  ~StepMatmuls() {
-    if (model_) model_->set_bf16_matmuls(block_, false);
-  }
-  StepMatmuls(const StepMatmuls&) = delete;
-  StepMatmuls& operator=(const StepMatmuls&) = delete;
-
- private:
-  model::VimModel* model_;  // null: fp32, nothing to switch
-  int block_;
 };
 
 }  // namespace
@@ -278,7 +260,7 @@ void BlockCalibrator::time_reference_steps(int steps) {
     const int64_t start = (s * rows) % std::max<int64_t>(1, n - rows + 1);
     profiler_->synchronize();
     const auto t0 = std::chrono::steady_clock::now();
-    const StepMatmuls precision(model_, block_, params_.step_matmuls);
+    const ScopedMatmulPrecision precision(params_.step_matmuls);  // like the steps: forward and backward
     const at::Tensor out = model_
                                .block(block_, in_.hidden.slice(0, start, start + rows),
                                       in_.residual.slice(0, start, start + rows))
@@ -299,9 +281,11 @@ at::Tensor BlockCalibrator::step(const StepPlan& plan, const at::Tensor& batch) 
     set_weights(/*hard=*/false);
   }
   at::Tensor loss, task_loss;
+  // The block's products in the step's precision, in the forward and in the backward; the soft
+  // weights and the optimiser have none.
+  const ScopedMatmulPrecision precision(params_.step_matmuls);
   {
     ScopedPhase t(profiler_, block_, Phase::kForward);
-    const StepMatmuls precision(model_, block_, params_.step_matmuls);
     const at::Tensor out =
         model_.block(block_, in_.hidden.index_select(0, batch), in_.residual.index_select(0, batch)).first;
     loss = (out - target_.index_select(0, batch)).square().mean();

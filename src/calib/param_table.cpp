@@ -157,9 +157,9 @@ const std::vector<ParamSpec>& table() {
       integer("batch_size", &P::batch_size, 1, 65536, "calibration images per step"),
       choice("step_matmuls", &P::step_matmuls,
              {{MatmulPrecision::kFp32, "fp32"}, {MatmulPrecision::kBf16, "bf16"}},
-             "precision of the quantizable layers' matrix products in the steps (bf16: inputs and outputs "
-             "rounded, fp32 accumulation; fast where the CPU has AMX); targets, passes and reported losses "
-             "stay fp32"),
+             "precision of the block's matrix products in the steps, CPU only (bf16: oneDNN rounds the "
+             "inputs to bf16 and sums in fp32; fast where the CPU has AMX); targets, passes and reported "
+             "losses stay fp32"),
       integer("warmup_images", &P::warmup_images, 0, 1000000000,
               "images (spread evenly over the set) that the importances and the initial loss read before "
               "a block's first step (0: all)"),

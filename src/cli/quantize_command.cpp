@@ -247,12 +247,14 @@ void log_plan(const std::string& path, const model::VimModel& model,
       vq::method_name(p.method), p.bits, totals.index_bpw(), totals.codebook_bpw()));
 }
 
-// Refuses a model that lacks what the parameters ask of it; warns where they cost time.
+// Refuses parameters the model's device cannot honour; warns where they cost time.
 void check_model_and_device(const model::VimModel& model, const calib::CalibrationParams& p,
                             const c10::Device& device) {
   calib::check_model_supports(model, p);
   if (p.step_matmuls == calib::MatmulPrecision::kBf16 && device.is_cpu() && !cpu_has_amx_bf16())
-    log::warn("step_matmuls = bf16 on a CPU without AMX: its bf16 products can be slower than fp32");
+    log::warn(
+        "step_matmuls = bf16 on a CPU without AMX: oneDNN's bf16 products can be slower than fp32 "
+        "there, and without AVX-512 they stay fp32");
 }
 
 }  // namespace

@@ -130,17 +130,6 @@ std::map<std::string, at::Tensor> VimModel::layer_inputs(int index, const at::Te
   return inputs;
 }
 
-bool VimModel::has_bf16_matmuls() const {
-  for (const auto& b : blocks_) {
-    if (!b.find_method("set_bf16_matmuls")) return false;
-  }
-  return !blocks_.empty();
-}
-
-void VimModel::set_bf16_matmuls(int index, bool on) {
-  blocks_.at(index).get_method("set_bf16_matmuls")({on});
-}
-
 at::Tensor VimModel::head(const at::Tensor& hidden, const at::Tensor& residual) {
   return module_.get_method("forward_head")({hidden, residual}).toTensor();
 }

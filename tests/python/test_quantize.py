@@ -5,6 +5,8 @@ import sys
 import tempfile
 import unittest
 
+import torch
+
 from helpers import BINARY, MICRO, REPO, make_photo_folder, read_json
 from vimlib.packed import read_packed
 
@@ -67,24 +69,20 @@ class Quantize(unittest.TestCase):
         self.assertNotEqual(da, dc)
 
     def test_bf16_steps(self):
-        # The committed micro model predates the bf16 switch: refused, naming the file and the fix.
-        self.assert_refused("export.py --from-model", "--set", "step_matmuls=bf16")
-        self.assert_refused(os.path.basename(MICRO), "--dry-run", "--set", "step_matmuls=bf16")
-        model = os.path.join(self.dir, "micro_switch.pt")
-        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "export.py"), "--from-model", MICRO,
-                            "-o", model], capture_output=True, text=True, timeout=300)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        # Any export takes bf16 steps (the committed micro model too): they are LibTorch's setting,
+        # not the model's.
         runs = {}
         for precision in ("fp32", "bf16"):
             report = os.path.join(self.dir, f"steps_{precision}.json")
             r, out = self.quantize("--bits", "2", "--report", report, "--set", f"step_matmuls={precision}",
-                                   output=os.path.join(self.dir, f"steps_{precision}.vqpk"), model=model)
+                                   output=os.path.join(self.dir, f"steps_{precision}.vqpk"))
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(out, "rb") as f:
                 runs[precision] = (read_json(report), f.read())
         fp32, bf16 = runs["fp32"], runs["bf16"]
         self.assertEqual(bf16[0]["params"]["step_matmuls"], "bf16")
-        self.assertNotEqual(fp32[1], bf16[1])  # the steps ran in bf16
+        if torch.backends.cpu.get_cpu_capability().startswith("AVX512"):  # oneDNN runs bf16 there
+            self.assertNotEqual(fp32[1], bf16[1])
         # The passes stay fp32: block 0 (the same input in both runs) starts from the same loss to the bit.
         self.assertEqual(fp32[0]["blocks"][0]["loss_init"], bf16[0]["blocks"][0]["loss_init"])
         for block in bf16[0]["blocks"]:

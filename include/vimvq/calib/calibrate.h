@@ -45,7 +45,8 @@ struct Callbacks {
 // The quantizable layers selected by p.include / p.exclude (globs or substrings of full names).
 std::vector<model::LayerInfo> select_layers(const model::VimModel& model, const CalibrationParams& p);
 
-// Throws vimvq::Error naming the model file when it lacks what `p` asks of it (the bf16 switch).
+// Throws vimvq::Error naming the model file when `p` asks what its device cannot do (bf16 steps
+// off the CPU).
 void check_model_supports(const model::VimModel& model, const CalibrationParams& p);
 
 // What each selected layer will take, without doing any work: the rows a dry run prints.

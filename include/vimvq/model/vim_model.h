@@ -44,12 +44,6 @@ class VimModel {
   std::map<std::string, at::Tensor> layer_inputs(int index, const at::Tensor& hidden,
                                                  const at::Tensor& residual);
   const c10::Device& device() const { return device_; }
-  // The optional contract method set_bf16_matmuls(bool) of every block: models exported before it
-  // existed lack it (scripts/export.py --from-model adds it).
-  bool has_bf16_matmuls() const;
-  // Block `index`'s quantizable layers multiply in bf16 (inputs and output rounded, fp32
-  // accumulation) or in fp32, until set again.
-  void set_bf16_matmuls(int index, bool on);
 
  private:
   VimModel(std::string path, torch::jit::Module module, ModelMetadata metadata, c10::Device device);

@@ -1,0 +1,28 @@
+// The precision of fp32 matrix products on the CPU for a scope (the calibration steps).
+#pragma once
+
+#include "vimvq/calib/params.h"
+
+namespace vimvq::calib {
+
+// While alive with kBf16, LibTorch's fp32 matrix products on the CPU go through oneDNN's bf16 mode:
+// fp32 tensors in and out, the inputs rounded to bf16 inside the product, the sums in fp32. The mode
+// is process-wide in LibTorch, so the previous one is restored on destruction, exception included.
+// kFp32 leaves everything as it is. CUDA products ignore it (calib::check_model_supports refuses
+// bf16 there).
+class ScopedMatmulPrecision {
+ public:
+  explicit ScopedMatmulPrecision(MatmulPrecision precision);
+  ~ScopedMatmulPrecision();
+  ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+  ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+
+ private:
+  bool active_;
+  int previous_;  // an at::Float32Precision, kept opaque to spare includers ATen/Context.h
+};
+
+// Whether fp32 products currently run in oneDNN's bf16 mode.
+bool cpu_matmuls_in_bf16();
+
+}  // namespace vimvq::calib
