@@ -1,6 +1,9 @@
 #include "vimvq/calib/matmul_precision.h"
 
 #include <ATen/Context.h>
+#include <ATen/cpu/Utils.h>
+
+#include <initializer_list>
 
 namespace vimvq::calib {
 namespace {
@@ -13,10 +16,20 @@ void set_cpu_matmul_precision(at::Float32Precision p) {
   at::globalContext().setFloat32Precision(at::Float32Backend::MKLDNN, at::Float32Op::MATMUL, p);
 }
 
+bool cpu_has_all(std::initializer_list<const char*> flags) {
+  const auto caps = at::cpu::get_cpu_capabilities();
+  for (const char* flag : flags) {
+    const auto it = caps.find(flag);
+    if (it == caps.end() || !it->second.isBool() || !it->second.toBool()) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision precision)
-    : active_(precision == MatmulPrecision::kBf16), previous_(static_cast<int>(cpu_matmul_precision())) {
+    : active_(precision == MatmulPrecision::kBf16),
+      previous_(active_ ? static_cast<int>(cpu_matmul_precision()) : 0) {
   if (active_) set_cpu_matmul_precision(at::Float32Precision::BF16);
 }
 
@@ -25,5 +38,9 @@ ScopedMatmulPrecision::~ScopedMatmulPrecision() {
 }
 
 bool cpu_matmuls_in_bf16() { return cpu_matmul_precision() == at::Float32Precision::BF16; }
+
+bool cpu_runs_bf16_matmuls() { return cpu_has_all({"avx512_bw", "avx512_vl", "avx512_dq"}); }
+
+bool cpu_has_amx_bf16() { return cpu_has_all({"amx_bf16"}); }
 
 }  // namespace vimvq::calib

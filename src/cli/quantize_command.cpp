@@ -15,6 +15,7 @@
 #include "src/cli/resume_state.h"
 #include "src/cli/runtime.h"
 #include "vimvq/calib/calibrate.h"
+#include "vimvq/calib/matmul_precision.h"
 #include "vimvq/format/load_model.h"
 #include "vimvq/format/packed_checkpoint.h"
 #include "vimvq/log/log.h"
@@ -248,10 +249,10 @@ void log_plan(const std::string& path, const model::VimModel& model,
 }
 
 // Refuses parameters the model's device cannot honour; warns where they cost time.
-void check_model_and_device(const model::VimModel& model, const calib::CalibrationParams& p,
-                            const c10::Device& device) {
+void check_model_and_device(const model::VimModel& model, const calib::CalibrationParams& p) {
   calib::check_model_supports(model, p);
-  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && device.is_cpu() && !cpu_has_amx_bf16())
+  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && model.device().is_cpu() &&
+      !calib::cpu_has_amx_bf16())
     log::warn(
         "step_matmuls = bf16 on a CPU without AMX: oneDNN's bf16 products can be slower than fp32 "
         "there, and without AVX-512 they stay fp32");
@@ -270,7 +271,7 @@ int run_quantize(const QuantizeOptions& o) {
   const calib::CalibrationParams& p = r.params;
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
-  check_model_and_device(model, p, device);
+  check_model_and_device(model, p);
   const auto planned = calib::plan_layers(model, p);
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");

@@ -2,7 +2,6 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/Utils.h>
 #include <dlfcn.h>
 #include <malloc.h>
 
@@ -64,12 +63,6 @@ void keep_freed_memory_mapped() {
     cache.max_cached_bytes = static_cast<size_t>(mb) << 20;
   }
   if (cache.max_cached_bytes > 0) util::install_cpu_block_cache(cache);
-}
-
-bool cpu_has_amx_bf16() {
-  const auto caps = at::cpu::get_cpu_capabilities();
-  const auto it = caps.find("amx_bf16");
-  return it != caps.end() && it->second.isBool() && it->second.toBool();
 }
 
 std::string cpu_block_cache_summary() {

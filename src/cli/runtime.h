@@ -14,9 +14,6 @@ int configure_threads(int requested);
 // How the CPU block cache (commands.h, keep_freed_memory_mapped) has served this process so far.
 std::string cpu_block_cache_summary();
 
-// Whether this CPU has AMX with bf16 tiles (where bf16 matrix products beat fp32 ones).
-bool cpu_has_amx_bf16();
-
 // "cpu", "cuda", "cuda:N"; throws vimvq::Error for an unknown or unavailable device.
 c10::Device parse_device(const std::string& name);
 

@@ -1,6 +1,5 @@
 // calib::ScopedMatmulPrecision: bf16 products inside the scope, the previous mode after it.
 #include <ATen/ATen.h>
-#include <ATen/cpu/Utils.h>
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -13,16 +12,6 @@ using calib::MatmulPrecision;
 using calib::ScopedMatmulPrecision;
 
 namespace {
-
-// oneDNN honours its bf16 mode on x86 CPUs with AVX-512 (BW, VL, DQ); elsewhere it computes in fp32.
-bool cpu_runs_bf16_products() {
-  const auto caps = at::cpu::get_cpu_capabilities();
-  for (const char* flag : {"avx512_bw", "avx512_vl", "avx512_dq"}) {
-    const auto it = caps.find(flag);
-    if (it == caps.end() || !it->second.isBool() || !it->second.toBool()) return false;
-  }
-  return true;
-}
 
 struct Product {
   at::Tensor a = at::randn({1024, 192}, at::TensorOptions().dtype(at::kFloat));
@@ -49,7 +38,7 @@ TEST(MatmulPrecision, Bf16InsideTheScopeFp32After) {
   EXPECT_FALSE(calib::cpu_matmuls_in_bf16());
   EXPECT_TRUE(at::equal(product(), fp32));  // restored: the fp32 product to the bit
   EXPECT_EQ(inside.scalar_type(), at::kFloat);
-  if (!cpu_runs_bf16_products()) GTEST_SKIP() << "this CPU has no AVX-512: oneDNN stays in fp32";
+  if (!calib::cpu_runs_bf16_matmuls()) GTEST_SKIP() << "this CPU has no AVX-512: oneDNN stays in fp32";
   // Inputs rounded to 8 significant bits: a relative error of about 2^-9 per product term.
   const double rel = relative_difference(inside, fp32);
   EXPECT_GT(rel, 1e-5) << "the products did not run in bf16";

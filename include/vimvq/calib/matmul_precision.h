@@ -19,10 +19,17 @@ class ScopedMatmulPrecision {
 
  private:
   bool active_;
-  int previous_;  // an at::Float32Precision, kept opaque to spare includers ATen/Context.h
+  int previous_;  // when active: an at::Float32Precision, kept opaque to spare includers ATen/Context.h
 };
 
 // Whether fp32 products currently run in oneDNN's bf16 mode.
 bool cpu_matmuls_in_bf16();
+
+// Whether oneDNN honours the bf16 mode on this CPU (x86 with AVX-512 BW, VL and DQ); elsewhere
+// its products stay fp32.
+bool cpu_runs_bf16_matmuls();
+
+// Whether this CPU has AMX with bf16 tiles, where bf16 products beat fp32 ones.
+bool cpu_has_amx_bf16();
 
 }  // namespace vimvq::calib
