@@ -1,7 +1,14 @@
 """One corpus of damaged packed files, read from both sides: the C++ reader (`vimvq inspect`) and the
 Python one (scripts/read_packed.py, vimlib.packed) must refuse every designed-bad file with one
 error line, and agree (both refuse or both accept) on random damage. Every checksum is recomputed,
-so the readers' other checks are what is tested."""
+so the readers' other checks are what is tested.
+
+The Python script runs in this process (its main(), argv and streams swapped in) for the corpus,
+and as its own process for the good file and one damaged one: an interpreter start that imports
+torch costs about 2 s, which over 33 files was most of this test's time."""
+import contextlib
+import importlib
+import io
 import json
 import os
 import random
@@ -10,10 +17,14 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import warnings
 import zlib
+from unittest import mock
 
 from helpers import BINARY, MICRO, REPO, make_photo_folder
 from vimlib.packed import PackedFormatError, read_packed
+
+read_packed_script = importlib.import_module("read_packed")  # scripts/read_packed.py
 
 HEADER = 20
 
@@ -135,19 +146,38 @@ class DamagedPacked(unittest.TestCase):
                         f"{path}: {r.stderr}")
         return True
 
+    def check_python_answer(self, returncode, stderr):
+        """True when the script refused the file, as its contract says: exit 2, one error line."""
+        if returncode == 0:
+            return False
+        self.assertEqual(returncode, 2, stderr)
+        self.assertTrue(stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1, stderr)
+        return True
+
     def python_refuses(self, path):
+        err = io.StringIO()
+        with mock.patch.object(sys, "argv", ["read_packed.py", path]), contextlib.redirect_stderr(err), \
+                contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # As in its own process, where Python hides DeprecationWarnings raised outside __main__
+            # (torch.jit.load's); unittest shows them.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            returncode = read_packed_script.main()  # an uncaught exception fails the test here
+        return self.check_python_answer(returncode, err.getvalue())
+
+    def python_process_refuses(self, path):
         r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "read_packed.py"), path],
                            capture_output=True, text=True, errors="replace", timeout=120)
         self.assertNotIn("Traceback", r.stderr, path)
-        if r.returncode == 0:
-            return False
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertTrue(r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr)
-        return True
+        return self.check_python_answer(r.returncode, r.stderr)
 
     def test_good_file_is_accepted_by_both(self):
         self.assertFalse(self.cpp_refuses(self.good))
         self.assertFalse(self.python_refuses(self.good))
+        self.assertFalse(self.python_process_refuses(self.good))
+
+    def test_the_script_as_a_process_refuses_with_one_line(self):
+        path = self.write("bad_magic_process", DESIGNED["bad_magic"](self.bytes))
+        self.assertTrue(self.python_process_refuses(path))
 
     def test_designed_damage_is_refused_by_both(self):
         for name, damage in DESIGNED.items():
