@@ -5,7 +5,7 @@ so the readers' other checks are what is tested.
 
 The Python script runs in this process (its main(), argv and streams swapped in) for the corpus,
 and as its own process for the good file and one damaged one: an interpreter start that imports
-torch costs about 2 s, which over 33 files was most of this test's time."""
+torch costs about 2 s, which over 43 files was most of this test's time."""
 import contextlib
 import importlib
 import io
