@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_prefix=$(.venv/bin/python -c "import os, torch; print(torch.utils.cmake_prefix_path + ';' + os.path.dirname(torch.__file__))")
 mkdir -p build-asan
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
-  -DVIMVQ_SANITIZE=ON -DVIMVQ_CUDA=OFF -DVIMVQ_NATIVE=ON > build-asan/configure.log
+# -O1, the sanitizers' usual level, except the kernels' own -O3 (per-file options come last): the
+# build took 5 min 53 s instead of 7 min 49 s at -O3 here, and the suite 46 s instead of 62 s.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
+  -DCMAKE_PREFIX_PATH="$torch_prefix" -DVIMVQ_SANITIZE=ON -DVIMVQ_CUDA=OFF -DVIMVQ_NATIVE=ON > build-asan/configure.log
 cmake --build build-asan -j "$(nproc)" --target vimvq_tests vimvq_fuzz
 
 # LibTorch keeps its globals to the end (leak reports would be its own), and its wheel carries
