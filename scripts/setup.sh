@@ -5,6 +5,7 @@
 # and pip skip what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/free_space.sh
 
 packages=(
   build-essential cmake ninja-build pkg-config clang-format
@@ -27,6 +28,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+if ! compgen -G ".venv/lib/python3*/site-packages/torch/__init__.py" > /dev/null; then
+  # The venv takes 4.6 GB; pip holds the 2.6 GB of downloaded wheels until it has installed them.
+  require_free_mb . 8000 "the venv's PyTorch (pip install)"
+fi
 if [[ ! -x .venv/bin/python ]]; then
   # System site packages: numpy, Pillow and faiss come from Debian; torch only from the venv.
   /usr/bin/python3 -m venv --system-site-packages .venv
