@@ -2,7 +2,8 @@
 # Idempotent set-up for a fresh Debian 12 machine: installs the Debian packages vimvq needs, makes
 # the project's virtual environment (.venv) with the pinned PyTorch from PyPI (scripts/requirements.txt)
 # whose LibTorch the C++ side builds against, then configures and builds. Safe to run again: apt
-# and pip skip what is installed.
+# and pip skip what is installed. VIMVQ_VENV_SPACE_MB (default 8000): the free space it asks for
+# before installing PyTorch into the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/free_space.sh
@@ -30,7 +31,7 @@ fi
 
 if ! compgen -G ".venv/lib/python3*/site-packages/torch/__init__.py" > /dev/null; then
   # The venv takes 4.6 GB; pip holds the 2.6 GB of downloaded wheels until it has installed them.
-  require_free_mb . 8000 "the venv's PyTorch (pip install)"
+  require_free_mb . "${VIMVQ_VENV_SPACE_MB:-8000}" "the venv's PyTorch (pip install)"
 fi
 if [[ ! -x .venv/bin/python ]]; then
   # System site packages: numpy, Pillow and faiss come from Debian; torch only from the venv.
