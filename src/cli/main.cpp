@@ -39,7 +39,8 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   qu->add_option("model", quant.model, "TorchScript model")->required();
   qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")
       ->required();
-  qu->add_option("-o,--output", quant.output, "packed checkpoint to write (.vqpk)")->required();
+  qu->add_option("-o,--output", quant.output,
+                 "packed checkpoint to write (default: beside the model, MODEL.METHOD-wBITS.vqpk)");
   qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)");
   qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans or rtn");
   qu->add_flag("--no-hull-update", quant.no_hull_update, "ablation: keep every hull fixed");

@@ -111,6 +111,15 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
   return 0;
 }
 
+// Without -o: beside the model, named for it, the method and the bits (vim_t.pt ->
+// vim_t.vimvq-w2.vqpk), so that runs at other settings do not overwrite each other.
+std::string default_output(const std::string& model, const calib::CalibrationParams& p) {
+  std::filesystem::path path(model);
+  path.replace_filename(path.stem().string() + "." + vq::method_name(p.method) + "-w" + std::to_string(p.bits) +
+                        ".vqpk");
+  return path.string();
+}
+
 // A resume state lives beside a regular output file; writing to a device or a pipe keeps none.
 bool keeps_resume_state(const std::string& output) {
   std::error_code ec;
@@ -262,12 +271,14 @@ void check_model_and_device(const model::VimModel& model, const calib::Calibrati
 
 void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
 
-int run_quantize(const QuantizeOptions& o) {
+int run_quantize(const QuantizeOptions& given) {
   const auto t_start = Clock::now();
+  QuantizeOptions o = given;
   const int threads = configure_threads(o.threads);
   const c10::Device device = parse_device(o.device);
   report::QuantizeReport r;
   r.params = resolve_params(o);
+  if (o.output.empty()) o.output = default_output(o.model, r.params);
   const calib::CalibrationParams& p = r.params;
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
@@ -276,6 +287,7 @@ int run_quantize(const QuantizeOptions& o) {
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
   log_plan(o.model, model, planned, p);
+  if (given.output.empty()) log::info("output (no -o given): " + o.output);
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
   OutputSet files;
   declare_files(o, files);

@@ -1,5 +1,6 @@
 """End-to-end `vimvq quantize` on the tiny committed model, and its error cases."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,21 @@ class Quantize(unittest.TestCase):
         state, provenance, _ = read_packed(out)
         self.assertEqual(provenance["method"], "vimvq")
         self.assertEqual(provenance["params"]["bits"], 2)
+
+    def test_without_output_the_file_goes_beside_the_model(self):
+        folder = os.path.join(self.dir, "models")
+        os.makedirs(folder)
+        model = os.path.join(folder, "vim_x.pt")
+        shutil.copy(MICRO, model)
+        cmd = [BINARY, "quantize", model, self.data, "--threads", "2", "--calib-size", "8", "--method", "kmeans",
+               "--bits", "3"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # cwd: this test's folder
+        self.assertEqual(r.returncode, 0, r.stderr)
+        expected = os.path.join(folder, "vim_x.kmeans-w3.vqpk")
+        self.assertEqual(sorted(os.listdir(folder)), ["vim_x.kmeans-w3.vqpk", "vim_x.pt"])
+        self.assertIn("output (no -o given): " + expected, r.stderr + r.stdout)
+        _, provenance, _ = read_packed(expected)
+        self.assertEqual((provenance["method"], provenance["params"]["bits"]), ("kmeans", 3))
 
     def test_same_seed_same_bytes(self):
         a = self.quantize("--seed", "7", output=os.path.join(self.dir, "a.vqpk"))
