@@ -115,8 +115,8 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
 // vim_t.vimvq-w2.vqpk), so that runs at other settings do not overwrite each other.
 std::string default_output(const std::string& model, const calib::CalibrationParams& p) {
   std::filesystem::path path(model);
-  path.replace_filename(path.stem().string() + "." + vq::method_name(p.method) + "-w" + std::to_string(p.bits) +
-                        ".vqpk");
+  path.replace_filename(path.stem().string() + "." + vq::method_name(p.method) + "-w" +
+                        std::to_string(p.bits) + ".vqpk");
   return path.string();
 }
 
