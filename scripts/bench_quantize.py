@@ -11,8 +11,8 @@ weights (`step / plain`: the physical floor is 1.0). Prints the phase table, the
 with steps/s, warm-up, peak resident memory and the projection for the whole model at the default
 budget (400 steps per block, every block):
 
-  projection = load + embedding + blocks x (targets + importances + codebooks + initial loss + finish
-               + confirmations + hull updates scaled to 400 steps + 400 x step)
+  projection = load + embedding + agreement check + blocks x (targets + importances + codebooks
+               + initial loss + finish + confirmations + hull updates scaled to 400 steps + 400 x step)
 
 (a calibrated block's finish pass is also the quantized chain's advance into the next block.
 Binaries before that change advanced the chain in a pass of its own, which this leaves out.)
@@ -116,7 +116,8 @@ def summarise(model: str, r: dict, iters: int) -> dict:
     params = r["params"]
     hull = phase("hull_update") / max(1, hull_events(iters, params)) * hull_events(DEFAULT_ITERATIONS, params)
     step = mean("step_seconds")
-    # Everything outside the blocks' calibration: loading, decoding, embedding, writing.
+    # Everything outside the blocks' calibration: loading, decoding, embedding, writing, and the
+    # agreement check against the original (once per run, as in a whole-model run).
     outside = r["timing"]["wall_seconds"] - r["timing"]["calibration_seconds"] + prof["embed_seconds"]
     depth = 24
     projected = outside + depth * (per_block_fixed + hull + DEFAULT_ITERATIONS * step)

@@ -26,13 +26,15 @@ CalibrationImages load_calibration_images(const std::string& folder, int count, 
                                           const model::ModelMetadata& meta, int threads) {
   if (count < 1) throw Error("--calib-size must be at least 1");
   data::Dataset ds = data::open_dataset(folder, std::nullopt);
+  CalibrationImages out;
   if (static_cast<size_t>(count) < ds.samples.size()) {
     std::mt19937_64 rng(seed);
     std::shuffle(ds.samples.begin(), ds.samples.end(), rng);
+    out.spare.assign(ds.samples.begin() + count, ds.samples.end());
     ds.samples.resize(count);
     std::sort(ds.samples.begin(), ds.samples.end(), [](auto& a, auto& b) { return a.path < b.path; });
   }
-  CalibrationImages out;
+  out.used = ds.samples;
   out.list_hash = list_hash(ds, folder);
   data::LoaderOptions lo;
   lo.batch_size = 64;

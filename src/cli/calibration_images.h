@@ -5,14 +5,18 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
+#include "vimvq/data/dataset.h"
 #include "vimvq/model/metadata.h"
 
 namespace vimvq::cli {
 
 struct CalibrationImages {
-  at::Tensor images;      // (N, C, H, W) on the CPU
-  std::string list_hash;  // FNV-1a 64 of the sorted relative paths, hex
+  at::Tensor images;                // (N, C, H, W) on the CPU
+  std::string list_hash;            // FNV-1a 64 of the sorted relative paths, hex
+  std::vector<data::Sample> used;   // the images above, sorted by path
+  std::vector<data::Sample> spare;  // the folder's other images, in the seeded shuffle's order
 };
 
 // Throws vimvq::Error for a missing or empty folder, a bad image or count < 1.

@@ -50,6 +50,7 @@ struct QuantizeOptions {
   std::optional<std::string> eval_data;
   int eval_batch_size = 100;
   int64_t eval_limit = 0;
+  int64_t agreement_images = 256;  // without eval_data: images for the agreement check (0: none)
   std::optional<std::string> report;
   bool dry_run = false;
   bool profile = false;

@@ -59,6 +59,11 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   qu->add_option("--eval-data", quant.eval_data,
                  "labelled folder: report full-precision and quantized accuracy");
   qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
+  qu->add_option(
+        "--agreement-images", quant.agreement_images,
+        "without --eval-data: top-1 agreement and KL against the original on this many calibration-folder "
+        "images the calibration left out, or on the calibration images if it left out none (0: skip)")
+      ->capture_default_str();
   qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
   qu->add_flag("--dry-run", quant.dry_run, "print each layer's row and the size footer, quantize nothing");
   qu->add_flag("--resume", quant.resume,

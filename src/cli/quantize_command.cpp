@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "src/cli/agreement.h"
 #include "src/cli/calibration_images.h"
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
@@ -120,8 +121,9 @@ std::string default_output(const std::string& model, const calib::CalibrationPar
   return path.string();
 }
 
-// A resume state lives beside a regular output file; writing to a device or a pipe keeps none.
-bool keeps_resume_state(const std::string& output) {
+// A regular output file (or a new one) can be read back before the commit and has a resume state
+// beside it; a device or a pipe is written through at the end, and keeps no state.
+bool output_is_a_file(const std::string& output) {
   std::error_code ec;
   const auto st = std::filesystem::status(output, ec);
   return !std::filesystem::exists(st) || std::filesystem::is_regular_file(st);
@@ -176,7 +178,7 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
                                              const std::vector<calib::LayerRecord>& planned, int threads,
                                              const c10::Device& device, calib::Profiler* profiler) {
   const std::string state = resume_state_path(o.output);
-  const bool resumable = keeps_resume_state(o.output);
+  const bool resumable = output_is_a_file(o.output);
   if (o.resume && !resumable)
     throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
   const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
@@ -230,7 +232,10 @@ void declare_files(const QuantizeOptions& o, OutputSet& files) {
   if (o.config) files.add_input(*o.config, "--config file");
   if (o.eval_data) files.add_input(*o.eval_data, "--eval-data folder");
   files.add_output(o.output, "packed output (-o)");
-  if (keeps_resume_state(o.output)) files.add_output(resume_state_path(o.output), "resume state beside -o");
+  if (o.eval_data && !output_is_a_file(o.output))
+    throw Error(o.output +
+                ": --eval-data evaluates the packed file as written, so -o must be a regular file");
+  if (output_is_a_file(o.output)) files.add_output(resume_state_path(o.output), "resume state beside -o");
   if (o.report) {
     files.add_output(*o.report, "--report");
     files.add_output(markdown_beside(*o.report), "Markdown report beside --report");
@@ -274,6 +279,7 @@ void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
 int run_quantize(const QuantizeOptions& given) {
   const auto t_start = Clock::now();
   QuantizeOptions o = given;
+  if (o.agreement_images < 0) throw Error("--agreement-images must be 0 (no check) or more");
   const int threads = configure_threads(o.threads);
   const c10::Device device = parse_device(o.device);
   report::QuantizeReport r;
@@ -317,7 +323,12 @@ int run_quantize(const QuantizeOptions& given) {
   r.blocks = result.blocks;
   r.size = {model.num_parameters(), totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
             sizes.codebook_bytes,   sizes.architecture_bytes};
-  if (o.eval_data) r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
+  if (o.eval_data) {
+    r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
+  } else if (o.agreement_images > 0 && output_is_a_file(o.output)) {
+    r.agreement = measure_agreement(files.staged_path(o.output).string(), o.model, o.calib, calibration,
+                                    o.agreement_images, threads, device);
+  }
   if (profiler) r.profile = profiler->profile();
   r.peak_memory_mb = peak_memory_mb();
   r.calibration_seconds = result.seconds;

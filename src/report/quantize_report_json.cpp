@@ -45,6 +45,15 @@ json accuracy_json(const AccuracyRecord& a) {
           {"mean_kl", a.mean_kl}};
 }
 
+json agreement_json(const AgreementRecord& a) {
+  return {{"data", a.data},
+          {"held_out", a.held_out},
+          {"images", a.images},
+          {"skipped", a.skipped},
+          {"top1_agreement", a.top1_agreement},
+          {"mean_kl", a.mean_kl}};
+}
+
 }  // namespace
 
 json to_json(const QuantizeReport& r) {
@@ -62,6 +71,7 @@ json to_json(const QuantizeReport& r) {
   for (const auto& b : r.blocks) j["blocks"].push_back(calib::record_json(b));
   j["size"] = size_json(r.size);
   if (r.accuracy) j["accuracy"] = accuracy_json(*r.accuracy);
+  if (r.agreement) j["agreement"] = agreement_json(*r.agreement);
   if (r.profile) j["profile"] = profile_json(*r.profile);
   j["peak_memory_mb"] = r.peak_memory_mb;
   j["timing"] = {{"calibration_seconds", r.calibration_seconds}, {"wall_seconds", r.wall_seconds}};

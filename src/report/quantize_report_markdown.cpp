@@ -15,6 +15,20 @@ std::string accuracy_section(const AccuracyRecord& a) {
       a.data.c_str());
 }
 
+std::string agreement_line(const AgreementRecord& a) {
+  const std::string which =
+      a.held_out ? strprintf("%lld images of %s that the calibration left out",
+                             static_cast<long long>(a.images), a.data.c_str())
+                 : strprintf(
+                       "the %lld calibration images themselves (in-sample, so optimistic: the folder had no "
+                       "others; --eval-data gives held-out accuracy)",
+                       static_cast<long long>(a.images));
+  const std::string skipped =
+      a.skipped ? strprintf(", %lld unreadable skipped", static_cast<long long>(a.skipped)) : std::string();
+  return strprintf("- against the original: top-1 agreement %.2f %%, mean KL %.3g, on %s%s\n",
+                   a.top1_agreement, a.mean_kl, which.c_str(), skipped.c_str());
+}
+
 }  // namespace
 
 std::string to_markdown(const QuantizeReport& r) {
@@ -33,6 +47,7 @@ std::string to_markdown(const QuantizeReport& r) {
       s.quantized.codebook_bpw(), s.quantized.effective_bpw(), 8.0 * s.packed_bytes / s.parameters);
   md << strprintf("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
                   r.wall_seconds, r.peak_memory_mb);
+  if (r.agreement) md << agreement_line(*r.agreement);
   if (r.accuracy) md << accuracy_section(*r.accuracy);
   md << "\n| layer | shape | k | d | index bpw | codebook bpw | weight err | truncation |\n"
         "|---|---|---|---|---|---|---|---|\n";

@@ -57,6 +57,43 @@ class Quantize(unittest.TestCase):
         state, provenance, _ = read_packed(out)
         self.assertEqual(provenance["method"], "vimvq")
         self.assertEqual(provenance["params"]["bits"], 2)
+        self.assertNotIn("agreement", rep)  # --eval-data's accuracy block has it, on held-out images
+
+    def test_agreement_with_the_original_without_eval_data(self):
+        # 21 images in the folder: 16 calibrate (self.quantize's --calib-size), the other 5 are
+        # held out for the agreement check.
+        def agreement(name, *args, calib_size=16):
+            report, out = os.path.join(self.dir, name + ".json"), os.path.join(self.dir, name + ".vqpk")
+            cmd = [BINARY, "quantize", MICRO, self.data, "-o", out, "--report", report, "--threads", "2",
+                   "--calib-size", str(calib_size), "--iters", "8", "--batch-size", "8"] + list(args)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return read_json(report).get("agreement"), out, r.stdout
+
+        held, _, md = agreement("held")
+        self.assertEqual((held["held_out"], held["images"], held["skipped"]), (True, 5, 0))
+        self.assertTrue(0 <= held["top1_agreement"] <= 100 and held["mean_kl"] >= 0, held)
+        self.assertIn("on 5 images of " + self.data + " that the calibration left out", md)
+        self.assertEqual(agreement("fewer", "--agreement-images", "3")[0]["images"], 3)
+        self.assertIsNone(agreement("none", "--agreement-images", "0")[0])
+        # No image left out: the calibration images themselves, said to be in-sample; the figures
+        # are what `vimvq eval --reference` gives on the same 21 images.
+        inside, out, md = agreement("inside", calib_size=64)
+        self.assertEqual((inside["held_out"], inside["images"]), (False, 21))
+        self.assertIn("in-sample", md)
+        ev_report = os.path.join(self.dir, "inside_eval.json")
+        ev = subprocess.run([BINARY, "eval", out, "--data", self.data, "--reference", MICRO, "--report", ev_report],
+                            capture_output=True, text=True, timeout=300)
+        self.assertEqual(ev.returncode, 0, ev.stderr)
+        reference = read_json(ev_report)["reference"]
+        self.assertAlmostEqual(inside["top1_agreement"], reference["top1_agreement"], places=9)
+        self.assertAlmostEqual(inside["mean_kl"], reference["mean_kl"], delta=1e-6 * max(1e-9, reference["mean_kl"]))
+
+    def test_eval_data_needs_a_regular_output_file(self):
+        r, _ = self.quantize("--eval-data", self.data, output="/dev/null")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("/dev/null: --eval-data evaluates the packed file as written", r.stderr)
+        self.assertNotIn("[block", r.stdout + r.stderr)  # refused before any work
 
     def test_without_output_the_file_goes_beside_the_model(self):
         folder = os.path.join(self.dir, "models")
@@ -191,6 +228,7 @@ class Quantize(unittest.TestCase):
         self.assert_refused("seed must be an integer", "--set", "seed=-1")
         self.assert_refused("stage_fractions must be", "--set", "stage_fractions=[-0.5,1.0]")
         self.assert_refused("lr_logits is a number out of range", "--set", "lr_logits=1e999")
+        self.assert_refused("--agreement-images must be 0 (no check) or more", "--agreement-images", "-1")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,16 @@ struct AccuracyRecord {
   double top1_agreement = 0, mean_kl = 0;
 };
 
+// Without --eval-data: how far the packed model's outputs stray from the original's on images of
+// the calibration folder, those the calibration left out when the folder has any, else the
+// calibration images themselves (in-sample, so optimistic).
+struct AgreementRecord {
+  std::string data;
+  bool held_out = false;
+  int64_t images = 0, skipped = 0;
+  double top1_agreement = 0, mean_kl = 0;
+};
+
 struct QuantizeReport {
   std::string model, output;
   std::string calibration_folder, list_hash;
@@ -38,6 +48,7 @@ struct QuantizeReport {
   std::vector<calib::BlockRecord> blocks;
   SizeRecord size;
   std::optional<AccuracyRecord> accuracy;
+  std::optional<AgreementRecord> agreement;
   std::optional<calib::Profile> profile;  // with --profile
   double calibration_seconds = 0, wall_seconds = 0, peak_memory_mb = 0;
 };

@@ -1,0 +1,47 @@
+#include "src/cli/agreement.h"
+
+#include <algorithm>
+
+#include "src/cli/progress.h"
+#include "vimvq/format/load_model.h"
+#include "vimvq/report/evaluate.h"
+
+namespace vimvq::cli {
+namespace {
+
+// The images to compare on, unlabelled: a calibration folder's class folders are not the model's
+// classes, and only the two models' outputs are compared.
+data::Dataset agreement_images(const CalibrationImages& calibration, int64_t limit, bool* held_out) {
+  *held_out = !calibration.spare.empty();
+  const auto& from = *held_out ? calibration.spare : calibration.used;
+  data::Dataset ds;
+  ds.samples.assign(from.begin(), from.begin() + std::min<int64_t>(limit, static_cast<int64_t>(from.size())));
+  std::sort(ds.samples.begin(), ds.samples.end(), [](auto& a, auto& b) { return a.path < b.path; });
+  for (auto& s : ds.samples) s.label = -1;
+  return ds;
+}
+
+}  // namespace
+
+report::AgreementRecord measure_agreement(const std::string& packed_path, const std::string& model_path,
+                                          const std::string& folder, const CalibrationImages& calibration,
+                                          int64_t limit, int threads, const c10::Device& device) {
+  report::AgreementRecord a;
+  a.data = folder;
+  const data::Dataset ds = agreement_images(calibration, limit, &a.held_out);
+  auto packed = format::load_model(packed_path, device);  // exactly what will be committed
+  auto original = format::load_model(model_path, device);
+  report::EvalSettings es;
+  es.threads = threads;
+  es.on_bad_image = data::BadImagePolicy::kSkip;  // spare images are a bonus, not the run's input
+  Progress bar("agreement", static_cast<int64_t>(ds.samples.size()), "img");
+  const auto er = report::evaluate(packed, &original, ds, es, [&](int64_t n) { bar.advance(n); });
+  bar.finish();
+  a.images = er.agreement.images();
+  a.skipped = static_cast<int64_t>(er.skipped.size());
+  a.top1_agreement = er.agreement.top1_agreement();
+  a.mean_kl = er.agreement.mean_kl();
+  return a;
+}
+
+}  // namespace vimvq::cli

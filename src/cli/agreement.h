@@ -1,0 +1,21 @@
+// `vimvq quantize` without --eval-data: the packed model against the original on images of the
+// calibration folder, so that every run reports how far its outputs stray.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+#include "src/cli/calibration_images.h"
+#include "vimvq/report/quantize_report.h"
+
+namespace vimvq::cli {
+
+// Top-1 agreement and mean KL(original || packed) on up to `limit` images the calibration left
+// out (the first of the seeded shuffle, so the same for a given seed), or, when it left out none,
+// on the calibration images themselves. Labels are ignored; unreadable spare images are skipped.
+report::AgreementRecord measure_agreement(const std::string& packed_path, const std::string& model_path,
+                                          const std::string& folder, const CalibrationImages& calibration,
+                                          int64_t limit, int threads, const c10::Device& device);
+
+}  // namespace vimvq::cli
