@@ -272,6 +272,20 @@ void check_model_and_device(const model::VimModel& model, const calib::Calibrati
         "there, and without AVX-512 they stay fp32");
 }
 
+void record_calibration(const QuantizeOptions& o, const CalibrationImages& calibration,
+                        const calib::CalibrationResult& result, int64_t parameters,
+                        const format::SizeBreakdown& sizes, report::QuantizeReport& r) {
+  r.model = o.model;
+  r.output = o.output;
+  r.calibration_folder = o.calib;
+  r.calibration_images = calibration.images.size(0);
+  r.list_hash = calibration.list_hash;
+  r.layers = result.layer_records;
+  r.blocks = result.blocks;
+  r.size = {parameters,           totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
+            sizes.codebook_bytes, sizes.architecture_bytes};
+}
+
 }  // namespace
 
 void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
@@ -314,15 +328,7 @@ int run_quantize(const QuantizeOptions& given) {
   log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
                       o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
                       sizes.codebook_bytes / 1e6, sizes.architecture_bytes / 1e6));
-  r.model = o.model;
-  r.output = o.output;
-  r.calibration_folder = o.calib;
-  r.calibration_images = calibration.images.size(0);
-  r.list_hash = calibration.list_hash;
-  r.layers = result.layer_records;
-  r.blocks = result.blocks;
-  r.size = {model.num_parameters(), totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
-            sizes.codebook_bytes,   sizes.architecture_bytes};
+  record_calibration(o, calibration, result, model.num_parameters(), sizes, r);
   if (o.eval_data) {
     r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
   } else if (o.agreement_images > 0 && output_is_a_file(o.output)) {
