@@ -4,6 +4,7 @@
 
 #include "src/cli/progress.h"
 #include "vimvq/format/load_model.h"
+#include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
 
 namespace vimvq::cli {
@@ -23,9 +24,11 @@ data::Dataset agreement_images(const CalibrationImages& calibration, int64_t lim
 
 }  // namespace
 
-report::AgreementRecord measure_agreement(const std::string& packed_path, const std::string& model_path,
-                                          const std::string& folder, const CalibrationImages& calibration,
-                                          int64_t limit, int threads, const c10::Device& device) {
+std::optional<report::AgreementRecord> measure_agreement(const std::string& packed_path,
+                                                         const std::string& model_path,
+                                                         const std::string& folder,
+                                                         const CalibrationImages& calibration, int64_t limit,
+                                                         int threads, const c10::Device& device) {
   report::AgreementRecord a;
   a.data = folder;
   const data::Dataset ds = agreement_images(calibration, limit, &a.held_out);
@@ -39,6 +42,11 @@ report::AgreementRecord measure_agreement(const std::string& packed_path, const 
   bar.finish();
   a.images = er.agreement.images();
   a.skipped = static_cast<int64_t>(er.skipped.size());
+  if (a.images == 0) {
+    log::warn("no agreement check: none of the " + std::to_string(a.skipped) +
+              " images it would use could be read");
+    return std::nullopt;
+  }
   a.top1_agreement = er.agreement.top1_agreement();
   a.mean_kl = er.agreement.mean_kl();
   return a;

@@ -4,6 +4,7 @@
 
 #include <c10/core/Device.h>
 
+#include <optional>
 #include <string>
 
 #include "src/cli/calibration_images.h"
@@ -13,9 +14,12 @@ namespace vimvq::cli {
 
 // Top-1 agreement and mean KL(original || packed) on up to `limit` images the calibration left
 // out (the first of the seeded shuffle, so the same for a given seed), or, when it left out none,
-// on the calibration images themselves. Labels are ignored; unreadable spare images are skipped.
-report::AgreementRecord measure_agreement(const std::string& packed_path, const std::string& model_path,
-                                          const std::string& folder, const CalibrationImages& calibration,
-                                          int64_t limit, int threads, const c10::Device& device);
+// on the calibration images themselves. Labels are ignored; unreadable spare images are skipped,
+// and when none is readable there is no record (a warning says so).
+std::optional<report::AgreementRecord> measure_agreement(const std::string& packed_path,
+                                                         const std::string& model_path,
+                                                         const std::string& folder,
+                                                         const CalibrationImages& calibration, int64_t limit,
+                                                         int threads, const c10::Device& device);
 
 }  // namespace vimvq::cli

@@ -89,6 +89,36 @@ class Quantize(unittest.TestCase):
         self.assertAlmostEqual(inside["top1_agreement"], reference["top1_agreement"], places=9)
         self.assertAlmostEqual(inside["mean_kl"], reference["mean_kl"], delta=1e-6 * max(1e-9, reference["mean_kl"]))
 
+    def test_agreement_skips_unreadable_spare_images(self):
+        # A flat folder of good photographs and one that cannot be decoded. Seeds where the
+        # calibration draws it fail, naming it; where it is a spare, the check skips it.
+        from helpers import IMAGES, PHOTOS
+        for good, expect_images in ((6, 2), (4, 0)):
+            folder = os.path.join(self.dir, f"spares{good}")
+            os.makedirs(folder)
+            for j in range(good):
+                shutil.copy(os.path.join(IMAGES, PHOTOS[j]), os.path.join(folder, f"{j}_{PHOTOS[j]}"))
+            shutil.copy(os.path.join(IMAGES, "truncated.png"), os.path.join(folder, "broken.png"))
+            spare_runs = 0
+            for seed in range(1, 13):
+                report = os.path.join(folder + f".{seed}.json")
+                cmd = [BINARY, "quantize", MICRO, folder, "-o", folder + f".{seed}.vqpk", "--report", report,
+                       "--calib-size", "4", "--iters", "2", "--batch-size", "2", "--seed", str(seed),
+                       "--threads", "2"]
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                if r.returncode != 0:
+                    self.assertIn("broken.png", r.stdout + r.stderr)  # drawn for the calibration
+                    continue
+                spare_runs += 1
+                agreement = read_json(report).get("agreement")
+                if expect_images:  # the good spare images count, the broken one is skipped
+                    self.assertEqual((agreement["images"], agreement["skipped"]), (expect_images, 1))
+                elif agreement is None:  # the only spare is the broken one: no figure, a warning
+                    self.assertIn("no agreement check: none of the 1 images it would use could be read", r.stdout + r.stderr)
+                else:
+                    self.fail(f"seed {seed}: {agreement}")
+            self.assertGreater(spare_runs, 0)
+
     def test_eval_data_needs_a_regular_output_file(self):
         r, _ = self.quantize("--eval-data", self.data, output="/dev/null")
         self.assertNotEqual(r.returncode, 0)
