@@ -47,6 +47,7 @@ std::optional<report::AgreementRecord> measure_agreement(const std::string& pack
               " images it would use could be read");
     return std::nullopt;
   }
+  a.agreeing = er.agreement.top1_agreeing();
   a.top1_agreement = er.agreement.top1_agreement();
   a.mean_kl = er.agreement.mean_kl();
   return a;

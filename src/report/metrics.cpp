@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "vimvq/util/error.h"
 
@@ -38,6 +39,15 @@ void AgreementMetrics::add(const at::Tensor& logits, const at::Tensor& reference
   kl_sum_ += (lq.exp() * (lq - lp)).sum().item<double>();
   agree_ += (lp.argmax(1) == lq.argmax(1)).sum().item<int64_t>();
   images_ += logits.size(0);
+}
+
+Interval wilson_interval95(int64_t successes, int64_t trials) {
+  if (trials <= 0) return {0.0, 1.0};
+  const double z2 = 1.959963984540054 * 1.959963984540054, n = static_cast<double>(trials);
+  const double p = static_cast<double>(successes) / n;
+  const double center = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const double half = std::sqrt(z2 * (p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n);
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
 }  // namespace vimvq::report

@@ -1,4 +1,5 @@
 #include "vimvq/calib/records_json.h"
+#include "vimvq/report/metrics.h"
 #include "vimvq/report/quantize_report.h"
 
 namespace vimvq::report {
@@ -46,11 +47,14 @@ json accuracy_json(const AccuracyRecord& a) {
 }
 
 json agreement_json(const AgreementRecord& a) {
+  const Interval ci = wilson_interval95(a.agreeing, a.images);
   return {{"data", a.data},
           {"held_out", a.held_out},
           {"images", a.images},
           {"skipped", a.skipped},
+          {"top1_agreeing", a.agreeing},
           {"top1_agreement", a.top1_agreement},
+          {"top1_agreement_interval95", {100.0 * ci.low, 100.0 * ci.high}},
           {"mean_kl", a.mean_kl}};
 }
 

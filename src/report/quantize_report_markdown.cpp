@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "vimvq/report/metrics.h"
 #include "vimvq/report/quantize_report.h"
 #include "vimvq/util/strprintf.h"
 
@@ -25,8 +26,10 @@ std::string agreement_line(const AgreementRecord& a) {
                        static_cast<long long>(a.images));
   const std::string skipped =
       a.skipped ? strprintf(", %lld unreadable skipped", static_cast<long long>(a.skipped)) : std::string();
-  return strprintf("- against the original: top-1 agreement %.2f %%, mean KL %.3g, on %s%s\n",
-                   a.top1_agreement, a.mean_kl, which.c_str(), skipped.c_str());
+  const Interval ci = wilson_interval95(a.agreeing, a.images);
+  return strprintf(
+      "- against the original: top-1 agreement %.2f %% (95 %% interval %.2f-%.2f), mean KL %.3g, on %s%s\n",
+      a.top1_agreement, 100.0 * ci.low, 100.0 * ci.high, a.mean_kl, which.c_str(), skipped.c_str());
 }
 
 }  // namespace

@@ -58,3 +58,20 @@ TEST(Layout, BitsTableClampAndAccounting) {
   EXPECT_EQ(vq::vq_shape(2, 6 * 96).k, 32);  // dt_proj-like: 144 sub-vectors -> <= 36 -> 32
   EXPECT_THROW(vq::vq_shape(5, 100), Error);
 }
+
+TEST(Metrics, WilsonInterval) {
+  // Reference values from the closed form (z = 1.96): 50 of 100 gives [0.4038, 0.5962].
+  const auto half = vimvq::report::wilson_interval95(50, 100);
+  EXPECT_NEAR(half.low, 0.403832, 1e-6);
+  EXPECT_NEAR(half.high, 0.596168, 1e-6);
+  // All agreeing is not a certainty: 256 of 256 leaves 1.5 % below.
+  const auto all = vimvq::report::wilson_interval95(256, 256);
+  EXPECT_NEAR(all.low, 0.985216, 1e-6);
+  EXPECT_DOUBLE_EQ(all.high, 1.0);
+  const auto none = vimvq::report::wilson_interval95(0, 256);
+  EXPECT_DOUBLE_EQ(none.low, 0.0);
+  EXPECT_NEAR(none.high, 0.014784, 1e-6);
+  const auto empty = vimvq::report::wilson_interval95(0, 0);
+  EXPECT_EQ(empty.low, 0.0);
+  EXPECT_EQ(empty.high, 1.0);
+}

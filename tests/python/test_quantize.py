@@ -73,6 +73,9 @@ class Quantize(unittest.TestCase):
         held, _, md = agreement("held")
         self.assertEqual((held["held_out"], held["images"], held["skipped"]), (True, 5, 0))
         self.assertTrue(0 <= held["top1_agreement"] <= 100 and held["mean_kl"] >= 0, held)
+        self.assertAlmostEqual(held["top1_agreement"], 100 * held["top1_agreeing"] / 5)
+        low, high = held["top1_agreement_interval95"]
+        self.assertTrue(low < held["top1_agreement"] <= high <= 100, held)  # 5 images: a wide interval
         self.assertIn("on 5 images of " + self.data + " that the calibration left out", md)
         self.assertEqual(agreement("fewer", "--agreement-images", "3")[0]["images"], 3)
         self.assertIsNone(agreement("none", "--agreement-images", "0")[0])

@@ -32,6 +32,7 @@ class AgreementMetrics {
  public:
   void add(const at::Tensor& logits, const at::Tensor& reference_logits);
   int64_t images() const { return images_; }
+  int64_t top1_agreeing() const { return agree_; }
   double top1_agreement() const { return images_ ? 100.0 * agree_ / images_ : 0.0; }
   double mean_kl() const { return images_ ? kl_sum_ / images_ : 0.0; }
 
@@ -39,5 +40,13 @@ class AgreementMetrics {
   int64_t images_ = 0, agree_ = 0;
   double kl_sum_ = 0.0;
 };
+
+// The 95 % Wilson score interval of a proportion seen as `successes` of `trials`, as fractions:
+// unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or all successes
+// (256 of 256 agreeing gives [0.985, 1]). {0, 1} for no trials.
+struct Interval {
+  double low, high;
+};
+Interval wilson_interval95(int64_t successes, int64_t trials);
 
 }  // namespace vimvq::report

@@ -35,7 +35,7 @@ struct AccuracyRecord {
 struct AgreementRecord {
   std::string data;
   bool held_out = false;
-  int64_t images = 0, skipped = 0;
+  int64_t images = 0, skipped = 0, agreeing = 0;  // agreeing: images whose top-1 classes agree
   double top1_agreement = 0, mean_kl = 0;
 };
 
