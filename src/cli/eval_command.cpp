@@ -68,13 +68,18 @@ void print_summary(const EvalOptions& o, const report::EvalResult& r, const nloh
   std::printf("\n%s on %s\n", o.model.c_str(), o.data.c_str());
   std::printf("  images      %lld (%lld labelled, %zu skipped)\n", static_cast<long long>(m.images()),
               static_cast<long long>(m.labelled()), r.skipped.size());
-  if (m.labelled()) std::printf("  top-1       %.2f %%\n  top-5       %.2f %%\n", m.top1(), m.top5());
+  if (m.labelled()) {
+    const report::Interval ci = report::wilson_interval95(m.top1_correct(), m.labelled());
+    std::printf("  top-1       %.2f %% (95 %% interval %.2f-%.2f)\n  top-5       %.2f %%\n", m.top1(),
+                100.0 * ci.low, 100.0 * ci.high, m.top5());
+  }
   if (r.reference_metrics) {
     if (r.reference_metrics->labelled()) {
       std::printf("  reference   top-1 %.2f %%  (%s)\n", r.reference_metrics->top1(), o.reference->c_str());
     }
-    std::printf("  agreement   %.2f %% top-1, mean KL %.5f\n", r.agreement.top1_agreement(),
-                r.agreement.mean_kl());
+    const report::Interval ci = report::wilson_interval95(r.agreement.top1_agreeing(), r.agreement.images());
+    std::printf("  agreement   %.2f %% top-1 (95 %% interval %.2f-%.2f), mean KL %.5f\n",
+                r.agreement.top1_agreement(), 100.0 * ci.low, 100.0 * ci.high, r.agreement.mean_kl());
   }
   std::printf("  throughput  %.1f images/s (%.1f s; model %.1f s), %d threads, %s\n", r.images_per_second(),
               r.loop_seconds, r.model_seconds, threads, device.str().c_str());

@@ -44,6 +44,12 @@ class Cli(unittest.TestCase):
             self.assertIn(key, rep)
         self.assertEqual(rep["images"], 14)
         self.assertEqual(rep["reference"]["top1_agreement"], 100.0)
+        low, high = rep["reference"]["top1_agreement_interval95"]
+        self.assertAlmostEqual(low, 78.47, places=2)  # Wilson, 14 of 14
+        self.assertEqual(high, 100.0)
+        low, high = rep["top1_interval95"]
+        self.assertTrue(0 <= low <= rep["top1"] <= high <= 100, rep)
+        self.assertIn("95 % interval", r.stdout)
         self.assertAlmostEqual(rep["reference"]["mean_kl"], 0.0, places=12)
         rows = read_csv(preds)
         self.assertEqual(len(rows), 14)

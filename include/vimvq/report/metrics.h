@@ -17,6 +17,7 @@ class ClassificationMetrics {
 
   int64_t images() const { return images_; }
   int64_t labelled() const { return labelled_; }
+  int64_t top1_correct() const { return top1_; }
   double top1() const { return labelled_ ? 100.0 * top1_ / labelled_ : 0.0; }
   double top5() const { return labelled_ ? 100.0 * top5_ / labelled_ : 0.0; }
   int64_t class_total(int c) const { return class_total_[c]; }
