@@ -101,6 +101,8 @@ report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string
   a.fp_top5 = er.reference_metrics->top5();
   a.top1 = er.metrics.top1();
   a.top5 = er.metrics.top5();
+  a.top1_correct = er.metrics.top1_correct();
+  a.agreeing = er.agreement.top1_agreeing();
   a.top1_agreement = er.agreement.top1_agreement();
   a.mean_kl = er.agreement.mean_kl();
   return a;

@@ -41,6 +41,10 @@ class Quantize(unittest.TestCase):
             self.assertIn(key, rep)
         for key in ("full_precision", "quantized", "top1_agreement", "mean_kl"):
             self.assertIn(key, rep["accuracy"])
+        acc = rep["accuracy"]
+        for value, (low, high) in ((acc["quantized"]["top1"], acc["quantized"]["top1_interval95"]),
+                                   (acc["top1_agreement"], acc["top1_agreement_interval95"])):
+            self.assertTrue(0 <= low <= value <= high <= 100 and high - low > 10, acc)  # 21 images: wide
         self.assertEqual(len(rep["layers"]), 18)
         for block in rep["blocks"]:
             self.assertEqual(block["confirmed_fraction"], 1.0)

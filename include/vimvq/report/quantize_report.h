@@ -24,7 +24,7 @@ struct SizeRecord {
 
 struct AccuracyRecord {
   std::string data;
-  int64_t images = 0;
+  int64_t images = 0, top1_correct = 0, agreeing = 0;  // counts behind top1 and top1_agreement
   double fp_top1 = 0, fp_top5 = 0, top1 = 0, top5 = 0;
   double top1_agreement = 0, mean_kl = 0;
 };
