@@ -40,7 +40,18 @@ report::QuantizeReport sample() {
   r.size.parameters = 1000;
   r.size.quantized.add(l.plan);
   r.size.packed_bytes = 2000;
-  r.accuracy = report::AccuracyRecord{"test", 10, 90, 99, 80, 98, 85, 0.01};
+  report::AccuracyRecord a;
+  a.data = "test";
+  a.images = 10;
+  a.top1_correct = 8;
+  a.agreeing = 9;
+  a.fp_top1 = 90;
+  a.fp_top5 = 99;
+  a.top1 = 80;
+  a.top5 = 98;
+  a.top1_agreement = 90;
+  a.mean_kl = 0.01;
+  r.accuracy = a;
   r.calibration_seconds = 1.5;
   r.wall_seconds = 4;
   r.peak_memory_mb = 100;
@@ -72,6 +83,11 @@ TEST(QuantizeReport, JsonHasTheRecordsValues) {
   EXPECT_DOUBLE_EQ(j["blocks"][0]["confirmations"][0]["loss_after"].get<double>(), 1.5);
   EXPECT_EQ(j["params"]["method"], "vq4dit");
   EXPECT_DOUBLE_EQ(j["accuracy"]["quantized"]["top1"].get<double>(), 80);
+  // 8 of 10 right: Wilson's 95 % interval is [49.02, 94.33] %.
+  EXPECT_NEAR(j["accuracy"]["quantized"]["top1_interval95"][0].get<double>(), 49.016, 1e-3);
+  EXPECT_NEAR(j["accuracy"]["quantized"]["top1_interval95"][1].get<double>(), 94.332, 1e-3);
+  EXPECT_NEAR(j["accuracy"]["top1_agreement_interval95"][0].get<double>(), 59.585, 1e-3);  // 9 of 10
+  EXPECT_FALSE(j.contains("agreement"));
   EXPECT_EQ(j["calibration"]["list_hash_fnv1a64"], "00ff");
 }
 
@@ -82,8 +98,42 @@ TEST(QuantizeReport, MarkdownRowsCarryTheValues) {
             std::string::npos)
       << md;
   EXPECT_NE(md.find("| 0 | 2 | 0.25 | 0 | 3.0 |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| quantized | 80.00 | 98.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| quantized | 80.00 (95 % interval 49.02-94.33) | 98.00 |"), std::string::npos) << md;
+  EXPECT_NE(
+      md.find("top-1 agreement 90.00 % (95 % interval 59.58-98.21), mean KL 0.01000, on 10 images of test"),
+      std::string::npos)
+      << md;
   EXPECT_NE(md.find("0.004 MB fp32 -> 0.002 MB packed (2.00x)"), std::string::npos) << md;
+}
+
+TEST(QuantizeReport, AgreementWithoutEvalData) {
+  report::QuantizeReport r = sample();
+  r.accuracy.reset();
+  report::AgreementRecord a;
+  a.data = "calib";
+  a.held_out = true;
+  a.images = 200;
+  a.skipped = 2;
+  a.agreeing = 196;
+  a.top1_agreement = 98;
+  a.mean_kl = 0.00125;
+  r.agreement = a;
+  const auto j = report::to_json(r);
+  EXPECT_FALSE(j.contains("accuracy"));
+  EXPECT_EQ(j["agreement"]["top1_agreeing"], 196);
+  EXPECT_EQ(j["agreement"]["skipped"], 2);
+  EXPECT_TRUE(j["agreement"]["held_out"].get<bool>());
+  EXPECT_NEAR(j["agreement"]["top1_agreement_interval95"][0].get<double>(), 94.971, 1e-3);
+  std::string md = report::to_markdown(r);
+  EXPECT_NE(md.find("- against the original: top-1 agreement 98.00 % (95 % interval 94.97-99.22), mean KL "
+                    "0.00125, on 200 images of calib that the calibration left out, 2 unreadable skipped\n"),
+            std::string::npos)
+      << md;
+  r.agreement->held_out = false;
+  r.agreement->skipped = 0;
+  md = report::to_markdown(r);
+  EXPECT_NE(md.find("on the 200 calibration images themselves (in-sample, so optimistic"), std::string::npos)
+      << md;
 }
 
 TEST(QuantizeReport, ConsoleRowsOfADryRunArePrefixesOfTheRealOnes) {
