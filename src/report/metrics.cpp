@@ -47,7 +47,9 @@ Interval wilson_interval95(int64_t successes, int64_t trials) {
   const double p = static_cast<double>(successes) / n;
   const double center = (p + z2 / (2 * n)) / (1 + z2 / n);
   const double half = std::sqrt(z2 * (p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n);
-  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+  // At 0 or all successes the bound is exactly 0 or 1; the formula leaves an ulp of rounding.
+  return {successes <= 0 ? 0.0 : std::max(0.0, center - half),
+          successes >= trials ? 1.0 : std::min(1.0, center + half)};
 }
 
 }  // namespace vimvq::report
