@@ -5,7 +5,6 @@
 #include "src/cli/progress.h"
 #include "vimvq/format/load_model.h"
 #include "vimvq/log/log.h"
-#include "vimvq/report/evaluate.h"
 
 namespace vimvq::cli {
 namespace {
@@ -24,6 +23,21 @@ data::Dataset agreement_images(const CalibrationImages& calibration, int64_t lim
 
 }  // namespace
 
+report::EvalResult compare_with_original(const std::string& packed_path, const std::string& model_path,
+                                         const data::Dataset& ds, const report::EvalSettings& settings,
+                                         const c10::Device& device, const char* label,
+                                         report::AgreementCounts& counts) {
+  auto packed = format::load_model(packed_path, device);  // exactly what will be committed
+  auto original = format::load_model(model_path, device);
+  Progress bar(label, static_cast<int64_t>(ds.samples.size()), "img");
+  auto er = report::evaluate(packed, &original, ds, settings, [&](int64_t n) { bar.advance(n); });
+  bar.finish();
+  counts.images = er.agreement.images();
+  counts.agreeing = er.agreement.top1_agreeing();
+  counts.mean_kl = er.agreement.mean_kl();
+  return er;
+}
+
 std::optional<report::AgreementRecord> measure_agreement(const std::string& packed_path,
                                                          const std::string& model_path,
                                                          const std::string& folder,
@@ -32,24 +46,16 @@ std::optional<report::AgreementRecord> measure_agreement(const std::string& pack
   report::AgreementRecord a;
   a.data = folder;
   const data::Dataset ds = agreement_images(calibration, limit, &a.held_out);
-  auto packed = format::load_model(packed_path, device);  // exactly what will be committed
-  auto original = format::load_model(model_path, device);
   report::EvalSettings es;
   es.threads = threads;
   es.on_bad_image = data::BadImagePolicy::kSkip;  // spare images are a bonus, not the run's input
-  Progress bar("agreement", static_cast<int64_t>(ds.samples.size()), "img");
-  const auto er = report::evaluate(packed, &original, ds, es, [&](int64_t n) { bar.advance(n); });
-  bar.finish();
-  a.images = er.agreement.images();
+  const auto er = compare_with_original(packed_path, model_path, ds, es, device, "agreement", a);
   a.skipped = static_cast<int64_t>(er.skipped.size());
   if (a.images == 0) {
     log::warn("no agreement check: none of the " + std::to_string(a.skipped) +
               " images it would use could be read");
     return std::nullopt;
   }
-  a.agreeing = er.agreement.top1_agreeing();
-  a.top1_agreement = er.agreement.top1_agreement();
-  a.mean_kl = er.agreement.mean_kl();
   return a;
 }
 

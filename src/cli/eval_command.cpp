@@ -69,17 +69,16 @@ void print_summary(const EvalOptions& o, const report::EvalResult& r, const nloh
   std::printf("  images      %lld (%lld labelled, %zu skipped)\n", static_cast<long long>(m.images()),
               static_cast<long long>(m.labelled()), r.skipped.size());
   if (m.labelled()) {
-    const report::Interval ci = report::wilson_interval95(m.top1_correct(), m.labelled());
-    std::printf("  top-1       %.2f %% (95 %% interval %.2f-%.2f)\n  top-5       %.2f %%\n", m.top1(),
-                100.0 * ci.low, 100.0 * ci.high, m.top5());
+    std::printf("  top-1       %.2f %% (%s)\n  top-5       %.2f %%\n", m.top1(),
+                report::interval95_text(m.top1_correct(), m.labelled()).c_str(), m.top5());
   }
   if (r.reference_metrics) {
     if (r.reference_metrics->labelled()) {
       std::printf("  reference   top-1 %.2f %%  (%s)\n", r.reference_metrics->top1(), o.reference->c_str());
     }
-    const report::Interval ci = report::wilson_interval95(r.agreement.top1_agreeing(), r.agreement.images());
-    std::printf("  agreement   %.2f %% top-1 (95 %% interval %.2f-%.2f), mean KL %.5f\n",
-                r.agreement.top1_agreement(), 100.0 * ci.low, 100.0 * ci.high, r.agreement.mean_kl());
+    std::printf("  agreement   %.2f %% top-1 (%s), mean KL %.5f\n", r.agreement.top1_agreement(),
+                report::interval95_text(r.agreement.top1_agreeing(), r.agreement.images()).c_str(),
+                r.agreement.mean_kl());
   }
   std::printf("  throughput  %.1f images/s (%.1f s; model %.1f s), %d threads, %s\n", r.images_per_second(),
               r.loop_seconds, r.model_seconds, threads, device.str().c_str());

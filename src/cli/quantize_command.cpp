@@ -82,8 +82,6 @@ void check_against_plan(const std::vector<calib::LayerRecord>& planned,
 report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string& packed_path,
                                      const model::ModelMetadata& meta, int threads,
                                      const c10::Device& device) {
-  auto quantized = format::load_model(packed_path, device);  // exactly what will be committed
-  auto original = format::load_model(o.model, device);
   data::Dataset ds = data::open_dataset(*o.eval_data, std::nullopt, meta.class_names);
   if (o.eval_limit > 0 && static_cast<size_t>(o.eval_limit) < ds.samples.size())
     ds.samples.resize(o.eval_limit);
@@ -91,20 +89,13 @@ report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string
   report::EvalSettings es;
   es.batch_size = o.eval_batch_size;
   es.threads = threads;
-  Progress bar("eval", static_cast<int64_t>(ds.samples.size()), "img");
-  const auto er = report::evaluate(quantized, &original, ds, es, [&](int64_t n) { bar.advance(n); });
-  bar.finish();
   report::AccuracyRecord a;
   a.data = *o.eval_data;
-  a.images = er.metrics.images();
+  const auto er = compare_with_original(packed_path, o.model, ds, es, device, "eval", a);
   a.fp_top1 = er.reference_metrics->top1();
   a.fp_top5 = er.reference_metrics->top5();
-  a.top1 = er.metrics.top1();
-  a.top5 = er.metrics.top5();
   a.top1_correct = er.metrics.top1_correct();
-  a.agreeing = er.agreement.top1_agreeing();
-  a.top1_agreement = er.agreement.top1_agreement();
-  a.mean_kl = er.agreement.mean_kl();
+  a.top5 = er.metrics.top5();
   return a;
 }
 

@@ -90,12 +90,9 @@ nlohmann::json to_json(const EvalResult& r, const model::ModelMetadata& meta) {
   j["skipped"] = r.skipped.size();
   j["skipped_files"] = nlohmann::json::array();
   for (const auto& sk : r.skipped) j["skipped_files"].push_back({{"path", sk.path}, {"reason", sk.reason}});
-  auto interval = [](int64_t successes, int64_t trials) {
-    const Interval ci = wilson_interval95(successes, trials);
-    return nlohmann::json::array({100.0 * ci.low, 100.0 * ci.high});
-  };
   j["top1"] = score(r.metrics, r.metrics.top1());
-  if (r.metrics.labelled()) j["top1_interval95"] = interval(r.metrics.top1_correct(), r.metrics.labelled());
+  if (r.metrics.labelled())
+    j["top1_interval95"] = interval95_json(r.metrics.top1_correct(), r.metrics.labelled());
   j["top5"] = score(r.metrics, r.metrics.top5());
   j["per_class"] = nlohmann::json::array();
   for (int cls = 0; cls < r.metrics.num_classes(); ++cls) {
@@ -114,10 +111,15 @@ nlohmann::json to_json(const EvalResult& r, const model::ModelMetadata& meta) {
         {"top1", score(rm, rm.top1())},
         {"top5", score(rm, rm.top5())},
         {"top1_agreement", r.agreement.top1_agreement()},
-        {"top1_agreement_interval95", interval(r.agreement.top1_agreeing(), r.agreement.images())},
+        {"top1_agreement_interval95", interval95_json(r.agreement.top1_agreeing(), r.agreement.images())},
         {"mean_kl", r.agreement.mean_kl()}};
   }
   return j;
+}
+
+nlohmann::json interval95_json(int64_t successes, int64_t trials) {
+  const Interval ci = wilson_interval95(successes, trials);
+  return nlohmann::json::array({100.0 * ci.low, 100.0 * ci.high});
 }
 
 }  // namespace vimvq::report

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "vimvq/util/error.h"
+#include "vimvq/util/strprintf.h"
 
 namespace vimvq::report {
 
@@ -50,6 +51,11 @@ Interval wilson_interval95(int64_t successes, int64_t trials) {
   // At 0 or all successes the bound is exactly 0 or 1; the formula leaves an ulp of rounding.
   return {successes <= 0 ? 0.0 : std::max(0.0, center - half),
           successes >= trials ? 1.0 : std::min(1.0, center + half)};
+}
+
+std::string interval95_text(int64_t successes, int64_t trials) {
+  const Interval ci = wilson_interval95(successes, trials);
+  return strprintf("95 %% interval %.2f-%.2f", 100.0 * ci.low, 100.0 * ci.high);
 }
 
 }  // namespace vimvq::report

@@ -1,5 +1,5 @@
 #include "vimvq/calib/records_json.h"
-#include "vimvq/report/metrics.h"
+#include "vimvq/report/evaluate.h"
 #include "vimvq/report/quantize_report.h"
 
 namespace vimvq::report {
@@ -37,19 +37,16 @@ json size_json(const SizeRecord& s) {
           {"file_bits_per_parameter", 8.0 * s.packed_bytes / s.parameters}};
 }
 
-json interval95(int64_t successes, int64_t trials) {
-  const Interval ci = wilson_interval95(successes, trials);
-  return {100.0 * ci.low, 100.0 * ci.high};
-}
-
 json accuracy_json(const AccuracyRecord& a) {
   return {{"data", a.data},
           {"images", a.images},
           {"full_precision", {{"top1", a.fp_top1}, {"top5", a.fp_top5}}},
           {"quantized",
-           {{"top1", a.top1}, {"top1_interval95", interval95(a.top1_correct, a.images)}, {"top5", a.top5}}},
-          {"top1_agreement", a.top1_agreement},
-          {"top1_agreement_interval95", interval95(a.agreeing, a.images)},
+           {{"top1", a.top1()},
+            {"top1_interval95", interval95_json(a.top1_correct, a.images)},
+            {"top5", a.top5}}},
+          {"top1_agreement", a.top1_agreement()},
+          {"top1_agreement_interval95", interval95_json(a.agreeing, a.images)},
           {"mean_kl", a.mean_kl}};
 }
 
@@ -59,8 +56,8 @@ json agreement_json(const AgreementRecord& a) {
           {"images", a.images},
           {"skipped", a.skipped},
           {"top1_agreeing", a.agreeing},
-          {"top1_agreement", a.top1_agreement},
-          {"top1_agreement_interval95", interval95(a.agreeing, a.images)},
+          {"top1_agreement", a.top1_agreement()},
+          {"top1_agreement_interval95", interval95_json(a.agreeing, a.images)},
           {"mean_kl", a.mean_kl}};
 }
 

@@ -9,15 +9,13 @@ namespace vimvq::report {
 namespace {
 
 std::string accuracy_section(const AccuracyRecord& a) {
-  const Interval top1 = wilson_interval95(a.top1_correct, a.images),
-                 agree = wilson_interval95(a.agreeing, a.images);
   return strprintf(
-      "\n| | top-1 | top-5 |\n|---|---|---|\n| full precision | %.2f | %.2f |\n| quantized | %.2f (95 %% "
-      "interval "
-      "%.2f-%.2f) | %.2f |\n\ntop-1 agreement %.2f %% (95 %% interval %.2f-%.2f), mean KL %.5f, on %lld "
-      "images of %s\n",
-      a.fp_top1, a.fp_top5, a.top1, 100.0 * top1.low, 100.0 * top1.high, a.top5, a.top1_agreement,
-      100.0 * agree.low, 100.0 * agree.high, a.mean_kl, static_cast<long long>(a.images), a.data.c_str());
+      "\n| | top-1 | top-5 |\n|---|---|---|\n| full precision | %.2f | %.2f |\n| quantized | %.2f (%s) | "
+      "%.2f |\n"
+      "\ntop-1 agreement %.2f %% (%s), mean KL %.5f, on %lld images of %s\n",
+      a.fp_top1, a.fp_top5, a.top1(), interval95_text(a.top1_correct, a.images).c_str(), a.top5,
+      a.top1_agreement(), interval95_text(a.agreeing, a.images).c_str(), a.mean_kl,
+      static_cast<long long>(a.images), a.data.c_str());
 }
 
 std::string agreement_line(const AgreementRecord& a) {
@@ -30,10 +28,9 @@ std::string agreement_line(const AgreementRecord& a) {
                        static_cast<long long>(a.images));
   const std::string skipped =
       a.skipped ? strprintf(", %lld unreadable skipped", static_cast<long long>(a.skipped)) : std::string();
-  const Interval ci = wilson_interval95(a.agreeing, a.images);
-  return strprintf(
-      "- against the original: top-1 agreement %.2f %% (95 %% interval %.2f-%.2f), mean KL %.3g, on %s%s\n",
-      a.top1_agreement, 100.0 * ci.low, 100.0 * ci.high, a.mean_kl, which.c_str(), skipped.c_str());
+  return strprintf("- against the original: top-1 agreement %.2f %% (%s), mean KL %.3g, on %s%s\n",
+                   a.top1_agreement(), interval95_text(a.agreeing, a.images).c_str(), a.mean_kl,
+                   which.c_str(), skipped.c_str());
 }
 
 }  // namespace

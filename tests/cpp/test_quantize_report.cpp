@@ -8,6 +8,15 @@ using namespace vimvq;
 
 namespace {
 
+// The counts both records share: `agreeing` of `images` images of `data` agree, at mean KL `kl`.
+void set_counts(report::AgreementCounts& c, const std::string& data, int64_t images, int64_t agreeing,
+                double kl) {
+  c.data = data;
+  c.images = images;
+  c.agreeing = agreeing;
+  c.mean_kl = kl;
+}
+
 report::QuantizeReport sample() {
   report::QuantizeReport r;
   r.model = "m.pt";
@@ -41,16 +50,11 @@ report::QuantizeReport sample() {
   r.size.quantized.add(l.plan);
   r.size.packed_bytes = 2000;
   report::AccuracyRecord a;
-  a.data = "test";
-  a.images = 10;
+  set_counts(a, "test", 10, 9, 0.01);
   a.top1_correct = 8;
-  a.agreeing = 9;
   a.fp_top1 = 90;
   a.fp_top5 = 99;
-  a.top1 = 80;
   a.top5 = 98;
-  a.top1_agreement = 90;
-  a.mean_kl = 0.01;
   r.accuracy = a;
   r.calibration_seconds = 1.5;
   r.wall_seconds = 4;
@@ -110,13 +114,9 @@ TEST(QuantizeReport, AgreementWithoutEvalData) {
   report::QuantizeReport r = sample();
   r.accuracy.reset();
   report::AgreementRecord a;
-  a.data = "calib";
+  set_counts(a, "calib", 200, 196, 0.00125);
   a.held_out = true;
-  a.images = 200;
   a.skipped = 2;
-  a.agreeing = 196;
-  a.top1_agreement = 98;
-  a.mean_kl = 0.00125;
   r.agreement = a;
   const auto j = report::to_json(r);
   EXPECT_FALSE(j.contains("accuracy"));

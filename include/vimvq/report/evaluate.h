@@ -50,4 +50,7 @@ nlohmann::json to_json(const EvalResult& r, const model::ModelMetadata& meta);
 
 std::string class_label(const model::ModelMetadata& meta, int64_t c);
 
+// [low, high] in percent: wilson_interval95 as the JSON reports carry it.
+nlohmann::json interval95_json(int64_t successes, int64_t trials);
+
 }  // namespace vimvq::report

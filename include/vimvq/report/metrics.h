@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace vimvq::report {
@@ -49,5 +50,7 @@ struct Interval {
   double low, high;
 };
 Interval wilson_interval95(int64_t successes, int64_t trials);
+// "95 % interval 49.02-94.33": the interval above in percent, as the reports print it.
+std::string interval95_text(int64_t successes, int64_t trials);
 
 }  // namespace vimvq::report

@@ -22,21 +22,26 @@ struct SizeRecord {
   int64_t packed_bytes = 0, code_bytes = 0, codebook_bytes = 0, architecture_bytes = 0;
 };
 
-struct AccuracyRecord {
+// The packed model against the original on `images` images of `data`.
+struct AgreementCounts {
   std::string data;
-  int64_t images = 0, top1_correct = 0, agreeing = 0;  // counts behind top1 and top1_agreement
-  double fp_top1 = 0, fp_top5 = 0, top1 = 0, top5 = 0;
-  double top1_agreement = 0, mean_kl = 0;
+  int64_t images = 0, agreeing = 0;  // agreeing: images whose top-1 classes agree
+  double mean_kl = 0;                // KL(original || packed)
+  double top1_agreement() const { return images ? 100.0 * agreeing / images : 0.0; }
 };
 
-// Without --eval-data: how far the packed model's outputs stray from the original's on images of
-// the calibration folder, those the calibration left out when the folder has any, else the
-// calibration images themselves (in-sample, so optimistic).
-struct AgreementRecord {
-  std::string data;
+// With --eval-data (labelled, so every image scores).
+struct AccuracyRecord : AgreementCounts {
+  int64_t top1_correct = 0;
+  double fp_top1 = 0, fp_top5 = 0, top5 = 0;
+  double top1() const { return images ? 100.0 * top1_correct / images : 0.0; }
+};
+
+// Without --eval-data: on images of the calibration folder, those the calibration left out when
+// the folder has any, else the calibration images themselves (in-sample, so optimistic).
+struct AgreementRecord : AgreementCounts {
   bool held_out = false;
-  int64_t images = 0, skipped = 0, agreeing = 0;  // agreeing: images whose top-1 classes agree
-  double top1_agreement = 0, mean_kl = 0;
+  int64_t skipped = 0;
 };
 
 struct QuantizeReport {
