@@ -69,4 +69,8 @@ void print_params_help();  // `vimvq quantize --help-params`
 // Throws vimvq::Error for a malformed VIMVQ_CPU_CACHE_MB.
 void keep_freed_memory_mapped();
 
+// `vimvq --version`: the tool's version, the LibTorch it was built against, whether the CUDA
+// scan kernels are in, and the versions of the formats it reads and writes (for bug reports).
+std::string version_text();
+
 }  // namespace vimvq::cli

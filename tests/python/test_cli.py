@@ -1,6 +1,7 @@
 """Runs the vimvq binary (path from VIMVQ_BINARY, set by CTest) on good and bad inputs."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import unittest
 import torch
 
 from helpers import BINARY, IMAGES, MICRO, PHOTOS, REPO, make_photo_folder, read_csv, read_json, read_text
+from vimlib import packed  # noqa: E402 (helpers puts scripts/ on the path)
+from vimlib.model import CONTRACT_VERSION  # noqa: E402
 
 @unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
 class Cli(unittest.TestCase):
@@ -117,6 +120,17 @@ class Cli(unittest.TestCase):
         torch.jit.save(torch.jit.script(Plain()), path)
         self.assert_error(self.run_vimvq("inspect", path), "plain.pt", "breaks the vimvq model contract",
                           "forward_embed")
+
+    def test_version(self):
+        r = self.run_vimvq("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(REPO, "CMakeLists.txt")) as f:
+            project_version = re.search(r"project\(vimvq VERSION ([0-9.]+)", f.read()).group(1)
+        lines = r.stdout.strip().splitlines()
+        self.assertEqual(lines[0], f"vimvq {project_version}")
+        # The tests run under the venv's PyTorch, whose LibTorch the binary is built against.
+        self.assertTrue(lines[1].startswith(f"LibTorch {torch.__version__.split('+')[0]} (built against)"), lines)
+        self.assertEqual(lines[2], f"packed checkpoint format {packed.MAJOR}.0, model contract {CONTRACT_VERSION}")
 
     def test_inspect_json(self):
         r = self.run_vimvq("inspect", MICRO, "--json")
