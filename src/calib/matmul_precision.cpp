@@ -1,5 +1,6 @@
 #include "vimvq/calib/matmul_precision.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/cpu/Utils.h>
 
@@ -39,7 +40,18 @@ ScopedMatmulPrecision::~ScopedMatmulPrecision() {
 
 bool cpu_matmuls_in_bf16() { return cpu_matmul_precision() == at::Float32Precision::BF16; }
 
-bool cpu_runs_bf16_matmuls() { return cpu_has_all({"avx512_bw", "avx512_vl", "avx512_dq"}); }
+bool cpu_runs_bf16_matmuls() {
+  // 1 + 2^-10 needs 11 significant bits, bf16 keeps 8: rounded, the sums of 256 such terms come
+  // out 256 instead of 256.25, far beyond any fp32 kernel's rounding. The shape is one LibTorch
+  // sends to oneDNN when the mode is on.
+  static const bool honoured = [] {
+    const at::Tensor a = at::full({1024, 256}, 1.0f + 1.0f / 1024, at::TensorOptions().dtype(at::kFloat));
+    const at::Tensor b = at::ones({256, 128}, at::TensorOptions().dtype(at::kFloat));
+    const ScopedMatmulPrecision bf16(MatmulPrecision::kBf16);
+    return at::mm(a, b).max().item<float>() < 256.125f;
+  }();
+  return honoured;
+}
 
 bool cpu_has_amx_bf16() { return cpu_has_all({"amx_bf16"}); }
 

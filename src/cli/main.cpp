@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log more");
-  app.set_version_flag("--version", version_text, "print the version, the LibTorch built against, the format versions");
+  app.set_version_flag("--version", version_text,
+                       "print the version, the LibTorch built against, the format versions");
 
   EvalOptions eval;
   QuantizeOptions quant;

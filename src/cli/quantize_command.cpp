@@ -258,11 +258,14 @@ void log_plan(const std::string& path, const model::VimModel& model,
 // Refuses parameters the model's device cannot honour; warns where they cost time.
 void check_model_and_device(const model::VimModel& model, const calib::CalibrationParams& p) {
   calib::check_model_supports(model, p);
-  if (p.step_matmuls == calib::MatmulPrecision::kBf16 && model.device().is_cpu() &&
-      !calib::cpu_has_amx_bf16())
+  if (p.step_matmuls != calib::MatmulPrecision::kBf16 || !model.device().is_cpu()) return;
+  if (!calib::cpu_runs_bf16_matmuls())
     log::warn(
-        "step_matmuls = bf16 on a CPU without AMX: oneDNN's bf16 products can be slower than fp32 "
-        "there, and without AVX-512 they stay fp32");
+        "step_matmuls = bf16: oneDNN keeps this CPU's products in fp32 (tried at start), so the steps "
+        "run at fp32 precision and the option brings no bf16 speed-up here");
+  else if (!calib::cpu_has_amx_bf16())
+    log::warn(
+        "step_matmuls = bf16 on a CPU without AMX: oneDNN's bf16 products can be slower than fp32 there");
 }
 
 void record_calibration(const QuantizeOptions& o, const CalibrationImages& calibration,

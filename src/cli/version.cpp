@@ -13,7 +13,8 @@ std::string version_text() {
       "LibTorch %s (built against), CUDA scan kernels %s\n"
       "packed checkpoint format %d.%d, model contract %d",
       VIMVQ_VERSION, TORCH_VERSION, VIMVQ_CUDA_KERNELS ? "compiled in" : "not compiled",
-      static_cast<int>(format::kMajorVersion), static_cast<int>(format::kMinorVersion), model::kContractVersion);
+      static_cast<int>(format::kMajorVersion), static_cast<int>(format::kMinorVersion),
+      model::kContractVersion);
 }
 
 }  // namespace vimvq::cli
