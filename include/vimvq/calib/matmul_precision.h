@@ -25,9 +25,9 @@ class ScopedMatmulPrecision {
 // Whether fp32 products currently run in oneDNN's bf16 mode.
 bool cpu_matmuls_in_bf16();
 
-// Whether oneDNN honours the bf16 mode on this CPU, found by trying it once (cached): LibTorch asks
-// for AVX-512 BW, VL and DQ, yet on an AMD EPYC (Zen 4, AVX-512 BF16, no AMX) the products stayed
-// fp32 to the bit. Elsewhere the mode changes nothing.
+// Whether oneDNN honours the bf16 mode on this CPU, found by trying it once (cached). The CPU's
+// flags do not say: on an AMD EPYC (Zen 4: AVX-512 BW, VL, DQ and BF16, no AMX) the products
+// stayed fp32 to the bit. Where this is false, the mode changes nothing.
 bool cpu_runs_bf16_matmuls();
 
 // Whether this CPU has AMX with bf16 tiles, where bf16 products beat fp32 ones.
