@@ -4,8 +4,6 @@
 #include <ATen/Context.h>
 #include <ATen/cpu/Utils.h>
 
-#include <initializer_list>
-
 namespace vimvq::calib {
 namespace {
 
@@ -17,13 +15,10 @@ void set_cpu_matmul_precision(at::Float32Precision p) {
   at::globalContext().setFloat32Precision(at::Float32Backend::MKLDNN, at::Float32Op::MATMUL, p);
 }
 
-bool cpu_has_all(std::initializer_list<const char*> flags) {
+bool cpu_has(const char* flag) {
   const auto caps = at::cpu::get_cpu_capabilities();
-  for (const char* flag : flags) {
-    const auto it = caps.find(flag);
-    if (it == caps.end() || !it->second.isBool() || !it->second.toBool()) return false;
-  }
-  return true;
+  const auto it = caps.find(flag);
+  return it != caps.end() && it->second.isBool() && it->second.toBool();
 }
 
 }  // namespace
@@ -53,6 +48,6 @@ bool cpu_runs_bf16_matmuls() {
   return honoured;
 }
 
-bool cpu_has_amx_bf16() { return cpu_has_all({"amx_bf16"}); }
+bool cpu_has_amx_bf16() { return cpu_has("amx_bf16"); }
 
 }  // namespace vimvq::calib

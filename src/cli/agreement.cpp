@@ -11,9 +11,8 @@ namespace {
 
 // The images to compare on, unlabelled: a calibration folder's class folders are not the model's
 // classes, and only the two models' outputs are compared.
-data::Dataset agreement_images(const CalibrationImages& calibration, int64_t limit, bool* held_out) {
-  *held_out = !calibration.spare.empty();
-  const auto& from = *held_out ? calibration.spare : calibration.used;
+data::Dataset agreement_images(const CalibrationImages& calibration, int64_t limit) {
+  const auto& from = calibration.spare.empty() ? calibration.used : calibration.spare;
   data::Dataset ds;
   ds.samples.assign(from.begin(), from.begin() + std::min<int64_t>(limit, static_cast<int64_t>(from.size())));
   std::sort(ds.samples.begin(), ds.samples.end(), [](auto& a, auto& b) { return a.path < b.path; });
@@ -45,7 +44,8 @@ std::optional<report::AgreementRecord> measure_agreement(const std::string& pack
                                                          int threads, const c10::Device& device) {
   report::AgreementRecord a;
   a.data = folder;
-  const data::Dataset ds = agreement_images(calibration, limit, &a.held_out);
+  a.held_out = !calibration.spare.empty();
+  const data::Dataset ds = agreement_images(calibration, limit);
   report::EvalSettings es;
   es.threads = threads;
   es.on_bad_image = data::BadImagePolicy::kSkip;  // spare images are a bonus, not the run's input

@@ -169,9 +169,9 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
 calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const calib::CalibrationParams& p,
                                              model::VimModel& model, const CalibrationImages& calibration,
                                              const std::vector<calib::LayerRecord>& planned, int threads,
-                                             const c10::Device& device, calib::Profiler* profiler) {
+                                             const c10::Device& device, bool resumable,
+                                             calib::Profiler* profiler) {
   const std::string state = resume_state_path(o.output);
-  const bool resumable = output_is_a_file(o.output);
   if (o.resume && !resumable)
     throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
   const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
@@ -219,16 +219,17 @@ std::filesystem::path markdown_beside(const std::string& report) {
 }
 
 // Every file the run reads, and the ones it will write: refused now if any two are the same.
-void declare_files(const QuantizeOptions& o, OutputSet& files) {
+// output_file: -o is a regular file (or a new one), as output_is_a_file found once for the run.
+void declare_files(const QuantizeOptions& o, bool output_file, OutputSet& files) {
   files.add_input(o.model, "model");
   files.add_input(o.calib, "calibration folder");
   if (o.config) files.add_input(*o.config, "--config file");
   if (o.eval_data) files.add_input(*o.eval_data, "--eval-data folder");
   files.add_output(o.output, "packed output (-o)");
-  if (o.eval_data && !output_is_a_file(o.output))
+  if (o.eval_data && !output_file)
     throw Error(o.output +
                 ": --eval-data evaluates the packed file as written, so -o must be a regular file");
-  if (output_is_a_file(o.output)) files.add_output(resume_state_path(o.output), "resume state beside -o");
+  if (output_file) files.add_output(resume_state_path(o.output), "resume state beside -o");
   if (o.report) {
     files.add_output(*o.report, "--report");
     files.add_output(markdown_beside(*o.report), "Markdown report beside --report");
@@ -305,8 +306,9 @@ int run_quantize(const QuantizeOptions& given) {
   log_plan(o.model, model, planned, p);
   if (given.output.empty()) log::info("output (no -o given): " + o.output);
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
+  const bool output_file = output_is_a_file(o.output);
   OutputSet files;
-  declare_files(o, files);
+  declare_files(o, output_file, files);
   set_interrupt_message("quantize of " + o.model + " stopped; nothing was written");
 
   const CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
@@ -316,7 +318,7 @@ int run_quantize(const QuantizeOptions& given) {
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
   calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,
-                                                        profiler ? &*profiler : nullptr);
+                                                        output_file, profiler ? &*profiler : nullptr);
   log::debug(cpu_block_cache_summary());
   format::SizeBreakdown sizes;
   files.stage(o.output,
@@ -327,7 +329,7 @@ int run_quantize(const QuantizeOptions& given) {
   record_calibration(o, calibration, result, model.num_parameters(), sizes, r);
   if (o.eval_data) {
     r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
-  } else if (o.agreement_images > 0 && output_is_a_file(o.output)) {
+  } else if (o.agreement_images > 0 && output_file) {
     r.agreement = measure_agreement(files.staged_path(o.output).string(), o.model, o.calib, calibration,
                                     o.agreement_images, threads, device);
   }
