@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export a Vim to TorchScript under vimvq's model contract (README.md, "Model contract").
+"""Export a Vim to TorchScript under vimvq's model contract (docs/MODEL_CONTRACT.md).
 
   scripts/py scripts/export.py --config vim_tiny --checkpoint vim_t_midclstok_76p1acc.pth -o vim_t.pt
   scripts/py scripts/export.py --config vim_micro --seed 3 -o micro.pt          # seeded random init

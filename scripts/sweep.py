@@ -6,7 +6,7 @@
       --config-prefix configs/vim_fmnist -- --threads 2      (after --: passed to every vimvq quantize)
 
 Each run is `vimvq quantize ... --eval-data EVAL --report` (its JSON report is kept in --out). The
-table has top-1, its drop from full precision, effective bits per weight, file size and wall time.
+table has top-1, its drop from full precision, agreement and mean KL against it, effective bits per weight, file size and wall time.
 With --max-drop X the script exits 1 when any `vimvq` run (ablations excluded) loses more than X
 top-1 points, so a CI sweep fails on an accuracy regression.
 """
@@ -66,6 +66,7 @@ def main() -> int:
         rows.append({"run": name, "method": method, "bits": bits, "flags": " ".join(flags),
                      "fp_top1": round(acc["full_precision"]["top1"], 2), "top1": round(acc["quantized"]["top1"], 2),
                      "drop": round(drop, 2), "agreement": round(acc["top1_agreement"], 2),
+                     "mean_kl": acc["mean_kl"],
                      "effective_bpw": round(r["size"]["effective_bpw"], 3),
                      "file_bytes": r["size"]["packed_bytes"], "seconds": round(r["timing"]["calibration_seconds"], 1)})
         if args.max_drop is not None and method == "vimvq" and not flags and drop > args.max_drop:
@@ -75,10 +76,10 @@ def main() -> int:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-        lines = ["| run | bits | top-1 | drop | agreement | eff. bpw | file bytes | calib. s |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| run | bits | top-1 | drop | agreement | mean KL | eff. bpw | file bytes | calib. s |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['run']} | {r['bits']} | {r['top1']:.2f} | {r['drop']:.2f} | {r['agreement']:.2f} | "
-                  f"{r['effective_bpw']:.3f} | {r['file_bytes']} | {r['seconds']} |" for r in rows]
+                  f"{r['mean_kl']:.4g} | {r['effective_bpw']:.3f} | {r['file_bytes']} | {r['seconds']} |" for r in rows]
         table = "\n".join(lines) + f"\n\nfull precision top-1: {rows[0]['fp_top1']:.2f}\n"
         with open(os.path.join(args.out, "sweep.md"), "w") as f:
             f.write(table)

@@ -2,7 +2,7 @@
 
 Parameter names and shapes are exactly those of the official hustvl/Vim checkpoints (docs/VIM.md), so
 `load_state_dict(strict=True)` takes them unchanged. The TorchScript model contract that the C++ side
-relies on is documented in README.md ("Model contract"); the methods marked @torch.jit.export here
+relies on is documented in docs/MODEL_CONTRACT.md; the methods marked @torch.jit.export here
 implement it.
 """
 import json

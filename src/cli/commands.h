@@ -34,7 +34,7 @@ struct QuantizeOptions {
   std::string model;
   std::string calib;
   std::string output;
-  std::optional<int> bits;
+  std::optional<std::string> bits;  // numeric flags as text: the parameter table parses them
   std::optional<std::string> method;
   bool no_hull_update = false;
   bool no_incremental = false;
@@ -42,9 +42,9 @@ struct QuantizeOptions {
   std::vector<std::string> sets;  // key=value
   std::vector<std::string> include, exclude;
   int calib_size = 256;
-  std::optional<int> batch_size;
-  std::optional<int> iters;
-  std::optional<uint64_t> seed;
+  std::optional<std::string> batch_size;
+  std::optional<std::string> iters;
+  std::optional<std::string> seed;
   std::string device = "cpu";
   int threads = 0;
   std::optional<std::string> eval_data;
@@ -64,7 +64,7 @@ void print_params_help();  // `vimvq quantize --help-params`
 
 // Keeps freed tensor memory in the heap instead of unmapping it: a calibration step allocates and
 // frees the same large activations hundreds of times, and glibc's default (mmap above a sliding
-// threshold, trim at 128 KiB) turned each into fresh page faults (README.md, "Scale"). Blocks of
+// threshold, trim at 128 KiB) turned each into fresh page faults (docs/BENCHMARKS.md, "Scale"). Blocks of
 // 32 MiB and more go through util::CpuBlockCache (VIMVQ_CPU_CACHE_MB: how much it keeps, 0: off).
 // Throws vimvq::Error for a malformed VIMVQ_CPU_CACHE_MB.
 void keep_freed_memory_mapped();

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 
 #include "src/cli/commands.h"
 #include "vimvq/log/log.h"
@@ -13,71 +14,90 @@ namespace {
 
 using namespace vimvq::cli;
 
+// Help fits an 80-column terminal: the options a first run needs stay in the default group, the
+// rest go to named groups, and long descriptions break their own lines ('\n' keeps the indent).
+constexpr std::size_t kHelpColumn = 28;
+
 CLI::App* add_eval(CLI::App& app, EvalOptions& eval) {
-  auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model on an image folder");
-  ev->add_option("model", eval.model, "TorchScript model (or packed checkpoint)")->required();
-  ev->add_option("--data", eval.data, "ImageFolder tree, or a flat folder with --labels")->required();
+  auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model or packed checkpoint on images");
+  ev->add_option("model", eval.model, "TorchScript model or packed checkpoint (.vqpk)")->required();
+  ev->add_option("--data", eval.data, "one folder per class, or a flat\nfolder with --labels")->required();
   ev->add_option("--labels", eval.labels,
-                 "label file for a flat folder (ILSVRC ground-truth or 'file label')");
-  ev->add_option("--label-base", eval.label_base,
-                 "first class index in --labels (default 1 for one-column files, else 0)");
-  ev->add_option("--batch-size", eval.batch_size, "images per forward")->capture_default_str();
-  ev->add_option("--threads", eval.threads, "compute and decode threads (0: all cores)")
-      ->capture_default_str();
-  ev->add_option("--device", eval.device, "cpu, cuda or cuda:N")->capture_default_str();
-  ev->add_option("--limit", eval.limit, "evaluate only the first N images (0: all)");
-  ev->add_option("--reference", eval.reference, "second model: report top-1 agreement and mean KL");
+                 "labels for a flat folder: one per line\n(sorted files) or 'file label'");
+  ev->add_option("--reference", eval.reference, "second model: top-1 agreement, mean KL");
   ev->add_option("--report", eval.report, "write a JSON report");
-  ev->add_option("--predictions", eval.predictions, "write per-image top-5 predictions as CSV");
-  ev->add_option("--on-bad-image", eval.on_bad_image, "fail or skip (skips are counted in the report)")
-      ->capture_default_str();
+  ev->add_option("--predictions", eval.predictions, "write per-image top-5 as CSV");
+  ev->add_option("--device", eval.device, "cpu, cuda or cuda:N")->capture_default_str();
+  ev->add_option("--threads", eval.threads, "compute and decode threads (0: all)")->capture_default_str();
+  const std::string more = "More options";
+  ev->add_option("--batch-size", eval.batch_size, "images per forward")->capture_default_str()->group(more);
+  ev->add_option("--limit", eval.limit, "only the first N images (0: all)")->group(more);
+  ev->add_option("--label-base", eval.label_base,
+                 "first class index in --labels\n(default 1 for one column, else 0)")
+      ->group(more);
+  ev->add_option("--on-bad-image", eval.on_bad_image, "fail, or skip (and count) bad images")
+      ->capture_default_str()
+      ->group(more);
   return ev;
 }
 
-CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
-  auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
-  qu->add_option("model", quant.model, "TorchScript model")->required();
-  qu->add_option("calib", quant.calib, "folder of calibration images (labels not needed, may be nested)")
-      ->required();
-  qu->add_option("-o,--output", quant.output,
-                 "packed checkpoint to write (default: beside the model, MODEL.METHOD-wBITS.vqpk)");
-  qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)");
-  qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans or rtn");
-  qu->add_flag("--no-hull-update", quant.no_hull_update, "ablation: keep every hull fixed");
-  qu->add_flag("--no-incremental", quant.no_incremental, "ablation: harden every code at once at the end");
-  qu->add_option("--config", quant.config, "JSON file of parameters (configs/)");
-  qu->add_option("--set", quant.sets, "override a parameter: key=value (repeatable)");
-  qu->add_option("--include", quant.include, "only layers matching these patterns (glob or substring)");
-  qu->add_option("--exclude", quant.exclude, "skip layers matching these patterns");
-  qu->add_option("--calib-size", quant.calib_size, "calibration images (seeded subset)")
-      ->capture_default_str();
-  qu->add_option("--batch-size", quant.batch_size, "calibration images per optimisation step");
-  qu->add_option("--iters", quant.iters, "optimisation steps per block");
-  qu->add_option("--seed", quant.seed, "seed for subsets, k-means and batches");
-  qu->add_option("--device", quant.device, "cpu, cuda or cuda:N")->capture_default_str();
-  qu->add_option("--threads", quant.threads, "threads (0: all cores)");
-  qu->add_option("--eval-data", quant.eval_data,
-                 "labelled folder: report full-precision and quantized accuracy");
-  qu->add_option("--eval-limit", quant.eval_limit, "evaluate only the first N images of --eval-data");
-  qu->add_option(
-        "--agreement-images", quant.agreement_images,
-        "without --eval-data: top-1 agreement and KL against the original on this many calibration-folder "
-        "images the calibration left out, or on the calibration images if it left out none (0: skip)")
-      ->capture_default_str();
-  qu->add_option("--report", quant.report, "write the JSON report (and a Markdown one beside it)");
-  qu->add_flag("--dry-run", quant.dry_run, "print each layer's row and the size footer, quantize nothing");
-  qu->add_flag("--resume", quant.resume,
-               "continue an interrupted run from <output>.resume (same inputs and parameters only)");
-  qu->add_flag("--profile", quant.profile,
-               "time every calibration phase and a plain forward+backward of each block beside it (report)");
-  qu->add_flag_callback(
+void add_calibration_options(CLI::App& qu, QuantizeOptions& quant) {
+  const std::string group = "Calibration (defaults: --help-params)";
+  qu.add_option("--calib-size", quant.calib_size, "calibration images (a seeded subset)")
+      ->capture_default_str()
+      ->group(group);
+  qu.add_option("--iters", quant.iters, "optimisation steps per block")->type_name("INT")->group(group);
+  qu.add_option("--batch-size", quant.batch_size, "images per optimisation step")
+      ->type_name("INT")
+      ->group(group);
+  qu.add_option("--seed", quant.seed, "seed of subsets, k-means and batches")
+      ->type_name("UINT64")
+      ->group(group);
+  qu.add_option("--set", quant.sets, "a parameter: key=value (repeatable)")->group(group);
+  qu.add_option("--include", quant.include, "only layers matching these patterns\n(glob or substring)")
+      ->group(group);
+  qu.add_option("--exclude", quant.exclude, "skip layers matching these patterns")->group(group);
+  qu.add_flag_callback(
         "--help-params",
         [] {
           print_params_help();
           throw CLI::Success();
         },
-        "list every parameter (--config keys, --set key=value) with its default, range and doc")
-      ->trigger_on_parse();
+        "list every parameter: default, range, doc")
+      ->trigger_on_parse()
+      ->group(group);
+  const std::string checks = "Checks and diagnostics";
+  qu.add_option("--eval-limit", quant.eval_limit, "only the first N images of --eval-data")->group(checks);
+  qu.add_option("--agreement-images", quant.agreement_images,
+                "without --eval-data: agreement and KL\nagainst the original on this many\n"
+                "left-out calibration-folder images\n(0: skip)")
+      ->capture_default_str()
+      ->group(checks);
+  qu.add_flag("--profile", quant.profile, "time every phase, and a plain\nforward+backward per block")
+      ->group(checks);
+  const std::string ablations = "Ablations (docs/METHOD.md)";
+  qu.add_flag("--no-hull-update", quant.no_hull_update, "keep every hull fixed")->group(ablations);
+  qu.add_flag("--no-incremental", quant.no_incremental, "harden every code at once at the end")
+      ->group(ablations);
+}
+
+CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
+  auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
+  qu->add_option("model", quant.model, "TorchScript model")->required();
+  qu->add_option("calib", quant.calib, "calibration images (any nesting,\nlabels not needed)")->required();
+  qu->add_option("-o,--output", quant.output,
+                 "packed checkpoint to write (default:\nMODEL.METHOD-wBITS.vqpk beside it)");
+  qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)")->type_name("INT");
+  qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans, rtn");
+  qu->add_option("--device", quant.device, "cpu, cuda or cuda:N")->capture_default_str();
+  qu->add_option("--threads", quant.threads, "threads (0: all cores)");
+  qu->add_option("--config", quant.config, "JSON file of parameters (configs/)");
+  qu->add_option("--report", quant.report, "write the JSON report (and a .md)");
+  qu->add_option("--eval-data", quant.eval_data,
+                 "labelled folder: report the original's\nand the packed model's accuracy");
+  qu->add_flag("--dry-run", quant.dry_run, "print the per-layer plan and sizes only");
+  qu->add_flag("--resume", quant.resume, "continue an interrupted run from\n<output>.resume");
+  add_calibration_options(*qu, quant);
   return qu;
 }
 
@@ -95,10 +115,11 @@ int main(int argc, char** argv) {
   using namespace vimvq::cli;
   CLI::App app{"vimvq: post-training vector quantization for Vision Mamba (ViM-VQ)"};
   app.require_subcommand(1);
+  app.get_formatter()->column_width(kHelpColumn);  // before the subcommands, which share it
+  app.footer("'vimvq COMMAND --help': a command's options. Docs: README.md, docs/.");
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log more");
-  app.set_version_flag("--version", version_text,
-                       "print the version, the LibTorch built against, the format versions");
+  app.set_version_flag("--version", version_text, "version, LibTorch, CUDA, format versions");
 
   EvalOptions eval;
   QuantizeOptions quant;
@@ -117,6 +138,11 @@ int main(int argc, char** argv) {
     if (*in) return run_inspect(inspect);
   } catch (const vimvq::Error& e) {
     std::fprintf(stderr, "vimvq: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The path and the system's reason, not the library's "filesystem error: status: ..." text.
+    const std::string path = e.path1().empty() ? std::string("(no path)") : e.path1().string();
+    std::fprintf(stderr, "vimvq: error: %s: %s\n", path.c_str(), e.code().message().c_str());
     return 1;
   } catch (const std::exception& e) {
     std::string what = e.what();

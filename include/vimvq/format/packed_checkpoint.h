@@ -1,4 +1,4 @@
-// The packed checkpoint (README.md, "Packed checkpoint format"): one self-contained file with the
+// The packed checkpoint (docs/FORMAT.md): one self-contained file with the
 // TorchScript architecture and unquantized parameters, each quantized layer's fp16 codebook and
 // bit-packed codes, and the run's provenance. Versioned, a CRC-32 per section, every size checked
 // against the file before anything is allocated; written atomically.

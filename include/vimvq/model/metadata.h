@@ -1,4 +1,4 @@
-// The model contract's metadata (README.md, "Model contract"), parsed from its JSON.
+// The model contract's metadata (docs/MODEL_CONTRACT.md), parsed from its JSON.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -20,7 +20,7 @@ namespace vimvq::util {
 struct CpuBlockCacheOptions {
   size_t min_block_bytes = size_t{32} << 20;  // smaller blocks are never cached
   // Freed bytes kept for reuse; the oldest go first. 768 MiB kept a vim_base step as fast as 1 GiB
-  // did, and its peak under 4 GB (README.md, "Scale").
+  // did, and its peak under 4 GB (docs/BENCHMARKS.md, "Scale").
   size_t max_cached_bytes = size_t{768} << 20;
 };
 

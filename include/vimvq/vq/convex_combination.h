@@ -6,7 +6,7 @@
 // multiplies and sums it, and its backward scatters n_sub * n rows into the codebook with
 // index_add. At Vim-B widths (1.2 M sub-vectors a block) those temporaries are 64 MB each, and
 // the scatter, the softmax over rows of 4 and the page faults of the temporaries showed among
-// the largest costs of a step (README, "Scale"). On the CPU this runs row by row with no
+// the largest costs of a step (docs/BENCHMARKS.md, "Scale"). On the CPU this runs row by row with no
 // temporary (src/vq/convex_combination_cpu.cpp); other devices, and `fused_cpu = false`, run the
 // tensor formulation.
 #pragma once
