@@ -12,7 +12,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang-format
   libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libjpeg62-turbo-dev libpng-dev
-  python3-venv python3-numpy python3-pil python3-faiss
+  python3-venv python3-numpy python3-pil python3-faiss strace
   dataset-fashion-mnist
 )
 

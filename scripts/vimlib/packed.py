@@ -1,4 +1,4 @@
-"""Reader of vimvq's packed checkpoint format (README.md, "Packed checkpoint format").
+"""Reader of vimvq's packed checkpoint format (docs/FORMAT.md).
 
 As strict as the C++ reader (src/format/packed_checkpoint.cpp): section tags and order, every
 size and count checked before use, codes in range, finite codebooks and architecture parameters,
@@ -23,10 +23,43 @@ METHODS = ("rtn", "kmeans", "vq4dit", "vimvq")
 MAX_DIM = 1 << 32
 MAX_WEIGHTS = 1 << 40
 MAX_SECTIONS = 1 << 20
+MAX_JSON_DEPTH = 64  # as the C++ reader (include/vimvq/util/bounded_json.h)
 
 
 class PackedFormatError(ValueError):
     pass
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON text, counted without parsing it (so
+    that a file nested 100,000 deep is refused by the depth, not by Python's recursion limit)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def load_bounded_json(text, what: str):
+    """json.loads, refusing nesting deeper than the C++ reader accepts."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8", errors="replace")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise PackedFormatError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
 
 
 def _sections(data: bytes, path: str):
@@ -126,7 +159,7 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
         data = f.read()
     sections = _sections(data, path)
     try:
-        meta = json.loads(sections[0])
+        meta = load_bounded_json(sections[0], f"{path}: metadata")
         layers, provenance = meta["layers"], meta["provenance"]
         if not isinstance(layers, list) or 2 + 2 * len(layers) != len(sections):
             raise PackedFormatError(f"{path}: layer table and section count disagree")
@@ -136,7 +169,7 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
         raise PackedFormatError(f"{path}: metadata: {e}") from None
     try:
         arch = torch.jit.load(io.BytesIO(sections[1]))
-        arch_meta = json.loads(arch.metadata())
+        arch_meta = load_bounded_json(arch.metadata(), f"{path}: packed architecture: metadata")
         quantizable = _quantizable_names(arch_meta)
         probe_input = (1, arch_meta["input"]["channels"], arch_meta["input"]["image_size"],
                        arch_meta["input"]["image_size"])

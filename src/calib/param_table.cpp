@@ -222,7 +222,11 @@ void apply_json(CalibrationParams& p, const json& config, const std::string& sou
 }
 
 void set_param(CalibrationParams& p, const std::string& key, const std::string& value) {
-  const std::string source = "--set " + key + "=" + value;
+  set_param_text(p, key, value, "--set " + key + "=" + value);
+}
+
+void set_param_text(CalibrationParams& p, const std::string& key, const std::string& value,
+                    const std::string& source) {
   json v;
   try {
     v = json::parse(value);  // numbers, booleans, lists

@@ -98,6 +98,8 @@ int run_eval(const EvalOptions& o) {
   const int threads = configure_threads(o.threads);
   const c10::Device device = parse_device(o.device);
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1");
+  if (o.limit < 0) throw Error("--limit " + std::to_string(o.limit) + ": must be 0 (all images) or more");
+  if (o.label_base && !o.labels) throw Error("--label-base applies to a --labels file, and none was given");
   report::EvalSettings settings;
   settings.batch_size = o.batch_size;
   settings.threads = threads;
@@ -120,7 +122,8 @@ int run_eval(const EvalOptions& o) {
     reference = format::load_model(*o.reference, device);
     check_same_input(meta, reference->metadata(), *o.reference);
   }
-  data::Dataset ds = o.labels ? data::list_with_label_file(o.data, *o.labels, meta.class_names, o.label_base)
+  data::Dataset ds = o.labels ? data::list_with_label_file(o.data, *o.labels, meta.class_names, o.label_base,
+                                                           meta.num_classes)
                               : data::open_dataset(o.data, std::nullopt, meta.class_names);
   if (o.limit > 0 && static_cast<size_t>(o.limit) < ds.samples.size()) ds.samples.resize(o.limit);
   report::check_labels(ds, meta, o.labels.value_or(o.data));
@@ -133,6 +136,9 @@ int run_eval(const EvalOptions& o) {
   const auto r = report::evaluate(model, reference ? &*reference : nullptr, ds, settings,
                                   [&](int64_t n) { progress.advance(n); });
   progress.finish();
+  if (r.metrics.images() == 0)
+    throw Error(o.data + ": no image could be read (" + std::to_string(r.skipped.size()) +
+                " skipped), so there is nothing to report");
   const double wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   nlohmann::json j = report::to_json(r, meta);

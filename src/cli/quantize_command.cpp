@@ -1,4 +1,5 @@
 // vimvq quantize: calibrate, pack, report. Parses nothing itself: options arrive in QuantizeOptions.
+#include <limits.h>
 #include <sys/resource.h>
 #include <torch/script.h>
 #include <unistd.h>
@@ -35,6 +36,8 @@ using Clock = std::chrono::steady_clock;
 calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
   calib::CalibrationParams p;
   if (o.config) {
+    if (std::filesystem::is_directory(*o.config))
+      throw Error(*o.config + ": is a folder, expected a JSON file (--config)");
     std::ifstream in(*o.config);
     if (!in) throw Error(*o.config + ": cannot open config");
     nlohmann::json j;
@@ -45,14 +48,14 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
     }
     calib::apply_json(p, j, *o.config);
   }
-  if (o.bits) calib::set_param_json(p, "bits", *o.bits, "--bits " + std::to_string(*o.bits));
+  // Numeric flags arrive as text and go through the table like --set: its ranges hold for all.
+  if (o.bits) calib::set_param_text(p, "bits", *o.bits, "--bits " + *o.bits);
   if (o.method) calib::set_param_json(p, "method", *o.method, "--method '" + *o.method + "'");
   if (o.no_hull_update) p.hull_update = false;
   if (o.no_incremental) p.incremental = false;
-  if (o.batch_size)
-    calib::set_param_json(p, "batch_size", *o.batch_size, "--batch-size " + std::to_string(*o.batch_size));
-  if (o.iters) calib::set_param_json(p, "iterations", *o.iters, "--iters " + std::to_string(*o.iters));
-  if (o.seed) p.seed = *o.seed;
+  if (o.batch_size) calib::set_param_text(p, "batch_size", *o.batch_size, "--batch-size " + *o.batch_size);
+  if (o.iters) calib::set_param_text(p, "iterations", *o.iters, "--iters " + *o.iters);
+  if (o.seed) calib::set_param_text(p, "seed", *o.seed, "--seed " + *o.seed);
   if (!o.include.empty()) p.include = o.include;
   if (!o.exclude.empty()) p.exclude = o.exclude;
   for (const auto& kv : o.sets) {
@@ -139,6 +142,32 @@ std::optional<calib::ResumePoint> resume_point(const QuantizeOptions& o, const s
   return std::nullopt;
 }
 
+// A resume state is checked as strictly as a packed file: its layers must be the plan's first ones,
+// in order, with the plan's blocks, shapes and sizes, and its next block must come right after
+// them. (Its checksums and fingerprint only say it was not damaged by accident.)
+void check_resume_point(const calib::ResumePoint& point, const std::vector<calib::LayerRecord>& planned,
+                        int num_blocks, const std::string& state) {
+  auto fail = [&](const std::string& problem) {
+    return Error(state + ": resume state: " + problem + "; run without --resume to start again");
+  };
+  const auto& done = point.done.layer_records;
+  if (point.next_block < 1 || point.next_block > num_blocks)
+    throw fail(strprintf("next block %d is outside 1..%d", point.next_block, num_blocks));
+  if (done.size() > planned.size()) throw fail("it holds more layers than this run plans");
+  for (size_t i = 0; i < done.size(); ++i) {
+    const calib::LayerRecord& want = planned[i];
+    if (done[i].name != want.name || done[i].block != want.block || !(done[i].plan == want.plan) ||
+        point.done.layers[i].name != want.name || point.done.layers[i].shape != want.shape)
+      throw fail(strprintf("layer %zu is %s (block %d), where this run plans %s (block %d)", i,
+                           point.done.layers[i].name.c_str(), done[i].block, want.name.c_str(), want.block));
+    if (want.block >= point.next_block)
+      throw fail(strprintf("layer %s of block %d lies after its next block, %d", want.name.c_str(),
+                           want.block, point.next_block));
+  }
+  if (done.size() < planned.size() && planned[done.size()].block < point.next_block)
+    throw fail(strprintf("the layers of block %d are missing", planned[done.size()].block));
+}
+
 calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& images,
                                    const calib::CalibrationParams& p,
                                    const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler,
@@ -173,16 +202,17 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
                                              calib::Profiler* profiler) {
   const std::string state = resume_state_path(o.output);
   if (o.resume && !resumable)
-    throw Error(o.output + ": not a regular file, so no resume state is kept beside it");
+    throw Error(o.output +
+                ": no resume state is kept beside it (not a regular file, or no room in its name)");
   const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
-  const auto resume = resume_point(o, state, fingerprint);
+  const auto resume = resumable ? resume_point(o, state, fingerprint) : std::nullopt;
+  if (resume) check_resume_point(*resume, planned, model.metadata().num_blocks, state);
   auto checkpoint = [&](int next_block, const calib::CalibrationResult& done, const at::Tensor& generator) {
     if (!resumable) return;
-    write_resume_state(state, fingerprint, next_block, done, generator);
-    set_interrupt_message(
-        strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
-                  "command with --resume to continue",
-                  o.model.c_str(), next_block - 1, state.c_str()));
+    write_resume_state(state, fingerprint, next_block, done, generator,
+                       strprintf("quantize of %s stopped; blocks 0 to %d are kept in %s: run the same "
+                                 "command with --resume to continue",
+                                 o.model.c_str(), next_block - 1, state.c_str()));
   };
   return calibrate(model, calibration.images.to(device), p, planned, profiler, resume ? &*resume : nullptr,
                    checkpoint);
@@ -218,9 +248,15 @@ std::filesystem::path markdown_beside(const std::string& report) {
   return std::filesystem::path(report).replace_extension(".md");
 }
 
+// Whether a file name fits the file system's limit (NAME_MAX): the resume state adds '.resume'.
+bool name_fits(const std::string& path) {
+  return std::filesystem::path(path).filename().string().size() <= NAME_MAX;
+}
+
 // Every file the run reads, and the ones it will write: refused now if any two are the same.
-// output_file: -o is a regular file (or a new one), as output_is_a_file found once for the run.
-void declare_files(const QuantizeOptions& o, bool output_file, OutputSet& files) {
+// output_file: -o is a regular file (or a new one), as output_is_a_file found once for the run;
+// resumable: a resume state is kept beside it.
+void declare_files(const QuantizeOptions& o, bool output_file, bool resumable, OutputSet& files) {
   files.add_input(o.model, "model");
   files.add_input(o.calib, "calibration folder");
   if (o.config) files.add_input(*o.config, "--config file");
@@ -229,7 +265,7 @@ void declare_files(const QuantizeOptions& o, bool output_file, OutputSet& files)
   if (o.eval_data && !output_file)
     throw Error(o.output +
                 ": --eval-data evaluates the packed file as written, so -o must be a regular file");
-  if (output_file) files.add_output(resume_state_path(o.output), "resume state beside -o");
+  if (resumable) files.add_output(resume_state_path(o.output), "resume state beside -o");
   if (o.report) {
     files.add_output(*o.report, "--report");
     files.add_output(markdown_beside(*o.report), "Markdown report beside --report");
@@ -291,6 +327,12 @@ int run_quantize(const QuantizeOptions& given) {
   const auto t_start = Clock::now();
   QuantizeOptions o = given;
   if (o.agreement_images < 0) throw Error("--agreement-images must be 0 (no check) or more");
+  if (o.eval_limit < 0)
+    throw Error("--eval-limit " + std::to_string(o.eval_limit) + ": must be 0 (all images) or more");
+  if (format::is_packed_file(o.model))
+    throw Error(o.model +
+                ": is a packed checkpoint, already quantized; quantize the original TorchScript model "
+                "(quantizing dequantized weights again would compound both errors)");
   const int threads = configure_threads(o.threads);
   const c10::Device device = parse_device(o.device);
   report::QuantizeReport r;
@@ -307,8 +349,12 @@ int run_quantize(const QuantizeOptions& given) {
   if (given.output.empty()) log::info("output (no -o given): " + o.output);
   if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
   const bool output_file = output_is_a_file(o.output);
+  const bool resumable = output_file && name_fits(resume_state_path(o.output));
   OutputSet files;
-  declare_files(o, output_file, files);
+  declare_files(o, output_file, resumable, files);
+  if (!resumable)
+    log::info(o.output + (output_file ? ": the name leaves no room for '.resume'" : ": not a regular file") +
+              ", so no resume state is kept (an interrupted run starts again)");
   set_interrupt_message("quantize of " + o.model + " stopped; nothing was written");
 
   const CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
@@ -318,7 +364,7 @@ int run_quantize(const QuantizeOptions& given) {
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
   calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,
-                                                        output_file, profiler ? &*profiler : nullptr);
+                                                        resumable, profiler ? &*profiler : nullptr);
   log::debug(cpu_block_cache_summary());
   format::SizeBreakdown sizes;
   files.stage(o.output,
@@ -338,10 +384,15 @@ int run_quantize(const QuantizeOptions& given) {
   r.calibration_seconds = result.seconds;
   r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   stage_reports(o, r, files);
-  files.commit();
-  std::error_code ec;
-  std::filesystem::remove(resume_state_path(o.output), ec);  // the run is complete: nothing to resume
-  log::info("wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string()));
+  const std::string written =
+      "wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string());
+  {
+    const InterruptsDeferred deferred;  // the outputs in place and the state gone, or neither
+    files.commit("quantize of " + o.model + " finished: " + written);
+    std::error_code ec;
+    if (resumable) std::filesystem::remove(resume_state_path(o.output), ec);  // nothing left to resume
+  }
+  log::info(written);
   return 0;
 }
 

@@ -69,7 +69,8 @@ std::string run_fingerprint(const std::string& model_path, const at::Tensor& ima
 }
 
 void write_resume_state(const std::string& path, const std::string& fingerprint, int next_block,
-                        const calib::CalibrationResult& done, const at::Tensor& generator_state) {
+                        const calib::CalibrationResult& done, const at::Tensor& generator_state,
+                        const std::string& message_after) {
   format::PackedCheckpoint state;
   state.layers = done.layers;
   nlohmann::json layers = nlohmann::json::array(), blocks = nlohmann::json::array();
@@ -82,7 +83,7 @@ void write_resume_state(const std::string& path, const std::string& fingerprint,
                         {"generator_state", to_hex(generator_state)},
                         {"layer_records", layers},
                         {"block_records", blocks}}}};
-  write_file_atomically(path, format::packed_bytes(path, state, nullptr));
+  write_file_atomically(path, format::packed_bytes(path, state, nullptr), message_after);
 }
 
 calib::ResumePoint read_resume_state(const std::string& path, const std::string& fingerprint) {

@@ -107,47 +107,68 @@ std::vector<LabelRow> read_label_rows(const fs::path& label_file) {
   return rows;
 }
 
-int64_t parse_label(const std::string& text, size_t row, const std::vector<std::string>& class_names,
-                    const fs::path& label_file) {
+// How a label file's labels map to class indices.
+struct LabelRules {
+  const std::vector<std::string>& class_names;
+  const fs::path& label_file;
+  int base;         // subtracted from integer labels (class names are indices already)
+  int num_classes;  // 0: not known here
+};
+
+int64_t parse_label(const std::string& text, size_t row, const LabelRules& rules) {
+  const std::string where = rules.label_file.string() + ": row " + std::to_string(row + 1);
+  int64_t index = -1;
+  bool parsed = false;
   try {
     size_t used = 0;
-    long long v = std::stoll(text, &used);
-    if (used == text.size()) return v;
+    const long long v = std::stoll(text, &used);
+    if (used == text.size()) index = v - rules.base, parsed = true;
   } catch (const std::exception&) {
   }
-  auto it = std::find(class_names.begin(), class_names.end(), text);
-  if (it != class_names.end()) return it - class_names.begin();
-  throw Error(label_file.string() + ": row " + std::to_string(row + 1) + ": label '" + text +
-              "' is neither an integer nor a class name of the model");
+  if (!parsed) {
+    auto it = std::find(rules.class_names.begin(), rules.class_names.end(), text);
+    if (it == rules.class_names.end())
+      throw Error(where + ": label '" + text + "' is neither an integer nor a class name of the model");
+    index = it - rules.class_names.begin();
+  }
+  if (rules.num_classes > 0 && (index < 0 || index >= rules.num_classes)) {
+    throw Error(where + ": label " + text + " is out of range: with --label-base " +
+                std::to_string(rules.base) + " a model of " + std::to_string(rules.num_classes) +
+                " classes takes " + std::to_string(rules.base) + ".." +
+                std::to_string(rules.num_classes - 1 + rules.base));
+  }
+  return index;
 }
 
 // ILSVRC style: line i labels the i-th file in sorted name order.
 std::vector<Sample> samples_by_line(const fs::path& dir, const std::vector<LabelRow>& rows,
-                                    const std::vector<std::string>& class_names, const fs::path& label_file,
-                                    int base) {
+                                    const LabelRules& rules) {
   const auto files = files_under(dir, false);
   if (files.size() != rows.size()) {
-    throw Error(label_file.string() + ": " + std::to_string(rows.size()) + " labels for " +
+    throw Error(rules.label_file.string() + ": " + std::to_string(rows.size()) + " labels for " +
                 std::to_string(files.size()) + " files in " + dir.string());
   }
   std::vector<Sample> samples;
   for (size_t i = 0; i < files.size(); ++i)
-    samples.push_back({files[i], parse_label(rows[i].label, i, class_names, label_file) - base});
+    samples.push_back({files[i], parse_label(rows[i].label, i, rules)});
   return samples;
 }
 
-// "file label" rows, sorted by path.
+// "file label" rows, sorted by path. A file labelled twice is an error, not two samples.
 std::vector<Sample> samples_by_name(const fs::path& dir, const std::vector<LabelRow>& rows,
-                                    const std::vector<std::string>& class_names, const fs::path& label_file,
-                                    int base) {
+                                    const LabelRules& rules) {
   std::vector<Sample> samples;
+  std::map<fs::path, size_t> row_of;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].file.empty())
-      throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": missing file name");
+    const std::string where = rules.label_file.string() + ": row " + std::to_string(i + 1);
+    if (rows[i].file.empty()) throw Error(where + ": missing file name");
     fs::path p = dir / rows[i].file;
-    if (!fs::exists(p))
-      throw Error(label_file.string() + ": row " + std::to_string(i + 1) + ": " + p.string() + " not found");
-    samples.push_back({p, parse_label(rows[i].label, i, class_names, label_file) - base});
+    if (!fs::exists(p)) throw Error(where + ": " + p.string() + " not found");
+    const auto [it, added] = row_of.emplace(fs::weakly_canonical(p), i);
+    if (!added)
+      throw Error(where + ": " + rows[i].file + " is labelled already in row " +
+                  std::to_string(it->second + 1));
+    samples.push_back({p, parse_label(rows[i].label, i, rules)});
   }
   std::sort(samples.begin(), samples.end(), [](const Sample& x, const Sample& y) { return x.path < y.path; });
   return samples;
@@ -156,13 +177,14 @@ std::vector<Sample> samples_by_name(const fs::path& dir, const std::vector<Label
 }  // namespace
 
 Dataset list_with_label_file(const fs::path& dir, const fs::path& label_file,
-                             const std::vector<std::string>& class_names, std::optional<int> label_base) {
+                             const std::vector<std::string>& class_names, std::optional<int> label_base,
+                             int num_classes) {
   require_directory(dir);
   const auto rows = read_label_rows(label_file);
+  const bool by_line = rows.front().file.empty();
+  const LabelRules rules{class_names, label_file, label_base.value_or(by_line ? 1 : 0), num_classes};
   Dataset ds;
-  ds.samples = rows.front().file.empty()
-                   ? samples_by_line(dir, rows, class_names, label_file, label_base.value_or(1))
-                   : samples_by_name(dir, rows, class_names, label_file, label_base.value_or(0));
+  ds.samples = by_line ? samples_by_line(dir, rows, rules) : samples_by_name(dir, rows, rules);
   for (const auto& sample : ds.samples) {
     if (sample.label < 0) {
       throw Error(label_file.string() + ": negative label for " + sample.path.filename().string() +

@@ -8,20 +8,57 @@
 
 namespace vimvq::data {
 
-Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name) {
+namespace {
+
+enum class Kind { kJpeg, kPng, kNone };
+
+Kind sniff(const uint8_t* bytes, size_t size) {
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    return decode_jpeg(bytes, name);
-  if (bytes.size() >= 8 && std::equal(kPng, kPng + 8, bytes.begin())) return decode_png(bytes, name);
-  if (bytes.empty()) throw Error(name + ": empty file");
+  if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return Kind::kJpeg;
+  if (size >= 8 && std::equal(kPng, kPng + 8, bytes)) return Kind::kPng;
+  return Kind::kNone;
+}
+
+[[noreturn]] void not_an_image(size_t size, const std::string& name) {
+  if (size == 0) throw Error(name + ": empty file");
   throw Error(name + ": not an image (neither JPEG nor PNG by content)");
 }
 
+}  // namespace
+
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name) {
+  switch (sniff(bytes.data(), bytes.size())) {
+    case Kind::kJpeg:
+      return decode_jpeg(bytes, name);
+    case Kind::kPng:
+      return decode_png(bytes, name);
+    case Kind::kNone:
+      break;
+  }
+  not_an_image(bytes.size(), name);
+}
+
+// The header first: a large file that is no image is refused without reading it, and no file
+// above the cap is read at all.
 Image read_image(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return decode_image(bytes, path.string());
+  const std::string name = path.string();
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(name + ": cannot open");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error(name + ": cannot read its size");
+  in.seekg(0);
+  uint8_t header[8] = {};
+  in.read(reinterpret_cast<char*>(header), sizeof header);
+  if (sniff(header, static_cast<size_t>(in.gcount())) == Kind::kNone)
+    not_an_image(static_cast<size_t>(size), name);
+  if (static_cast<uint64_t>(size) > kMaxImageFileBytes)
+    throw Error(name + ": image file of " + std::to_string(size >> 20) + " MiB, above the " +
+                std::to_string(kMaxImageFileBytes >> 20) + " MiB an image may have");
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), size);
+  if (in.gcount() != size) throw Error(name + ": read failed (the file changed while it was read?)");
+  return decode_image(bytes, name);
 }
 
 Image convert_channels(const Image& image, int channels) {

@@ -10,6 +10,7 @@
 
 #include "vimvq/model/parameter_slot.h"
 #include "vimvq/util/atomic_file.h"
+#include "vimvq/util/bounded_json.h"
 #include "vimvq/util/error.h"
 #include "vimvq/vq/packing.h"
 #include "vimvq/vq/subvectors.h"
@@ -267,7 +268,9 @@ PackedCheckpoint read_packed(const std::string& path) {
   PackedCheckpoint c;
   nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(reader.section(kTagMeta, "metadata"));
+    auto parsed = parse_json_within_depth(reader.section(kTagMeta, "metadata"));
+    if (!parsed) throw reader.fail("metadata nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    meta = std::move(*parsed);
   } catch (const nlohmann::json::exception& e) {
     throw reader.fail(std::string("metadata is not JSON: ") + e.what());
   }
@@ -295,7 +298,11 @@ void check_layer_names(const torch::jit::Module& arch, const std::vector<vq::Qua
   for (const auto& p : arch.named_parameters(true)) params.emplace(p.name, p.value);
   try {
     torch::jit::Module copy = arch;
-    const auto meta = nlohmann::json::parse(copy.get_method("metadata")({}).toStringRef());
+    const auto parsed = parse_json_within_depth(copy.get_method("metadata")({}).toStringRef());
+    if (!parsed)
+      throw Error("packed architecture: metadata nests deeper than " + std::to_string(kMaxJsonDepth) +
+                  " levels");
+    const auto& meta = *parsed;
     const int blocks = meta.at("num_blocks").get<int>();
     for (const auto& local : meta.at("quantizable_layers"))
       for (int b = 0; b < blocks; ++b)

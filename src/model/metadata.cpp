@@ -3,6 +3,7 @@
 #include <cmath>
 #include <utility>
 
+#include "vimvq/util/bounded_json.h"
 #include "vimvq/util/error.h"
 
 namespace vimvq::model {
@@ -50,7 +51,9 @@ ModelMetadata parse_metadata(const std::string& json_text, const std::string& so
   ModelMetadata m;
   const std::string where = source + ": metadata: ";
   try {
-    m.raw = nlohmann::json::parse(json_text);
+    auto parsed = parse_json_within_depth(json_text);
+    if (!parsed) throw Error(where + "nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    m.raw = std::move(*parsed);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + "not valid JSON (" + e.what() + ")");
   }

@@ -36,6 +36,8 @@ VimModel::VimModel(std::string path, torch::jit::Module module, ModelMetadata me
 VimModel VimModel::load(const std::string& path, const c10::Device& device) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw Error(path + ": " + ec.message());  // a link loop...
   if (!std::filesystem::exists(status)) throw Error(path + ": no such file");
   if (std::filesystem::is_directory(status))
     throw Error(path + ": is a folder, expected a TorchScript model file (.pt) or a packed file (.vqpk)");

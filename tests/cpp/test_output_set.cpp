@@ -1,8 +1,11 @@
 // OutputSet: identity checks, staging, all-or-nothing commit, special files, clean-up.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <functional>
 
 #include "test_util.h"
 #include "vimvq/util/error.h"
@@ -20,10 +23,21 @@ std::string read(const fs::path& p) {
 
 void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
+// Files in `dir`, not counting the lock files a live set holds beside its outputs.
 size_t entries(const fs::path& dir) {
   size_t n = 0;
-  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it) ++n;
+  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it)
+    n += it->path().extension() != ".lock";
   return n;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 TEST(OutputSet, RefusesAnOutputThatIsAnInputUnderAnotherName) {
@@ -40,6 +54,60 @@ TEST(OutputSet, RefusesAnOutputThatIsAnInputUnderAnotherName) {
   EXPECT_THROW(files.add_output(tmp.path(), "--report"), Error);                              // a folder
   EXPECT_THROW(files.add_output(tmp.path() / "missing" / "r.json", "--report"), Error);
   EXPECT_EQ(read(tmp.path() / "model.pt"), "weights");
+}
+
+TEST(OutputSet, RefusesAnOutputInsideAnInputFolderHoweverItIsNamed) {
+  test::TempDir tmp;
+  fs::create_directories(tmp.path() / "calib" / "c0");
+  fs::create_directory_symlink(tmp.path() / "calib" / "c0", tmp.path() / "link");
+  OutputSet files;
+  files.add_input(tmp.path() / "calib", "calibration folder");
+  for (const fs::path& inside :
+       {tmp.path() / "calib" / "c0" / "x.png", tmp.path() / "link" / "new.json",
+        tmp.path() / "calib" / "c0" / ".." / "r.json", tmp.path() / "calib" / "new.vqpk"}) {
+    const std::string message = error_of([&] { files.add_output(inside, "--report"); });
+    EXPECT_NE(message.find("inside the calibration folder"), std::string::npos) << inside << ": " << message;
+  }
+  files.add_output(tmp.path() / "calib.vqpk", "-o");  // beside the folder, not in it
+  OutputSet reversed;                                 // the output declared first, the input after
+  reversed.add_output(tmp.path() / "calib" / "y.json", "--report");
+  EXPECT_THROW(reversed.add_input(tmp.path() / "calib", "data folder"), Error);
+}
+
+TEST(OutputSet, ASecondSetOnTheSameOutputIsRefusedNamingThePid) {
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "q.vqpk";
+  {
+    OutputSet first;
+    first.add_output(out, "-o");
+    OutputSet second;
+    const std::string message = error_of([&] { second.add_output(out, "-o"); });
+    EXPECT_NE(message.find("PID " + std::to_string(::getpid())), std::string::npos) << message;
+    OutputSet unlocked(/*lock_outputs=*/false);  // a file the first set's run writes itself
+    unlocked.add_output(out, "-o");
+  }
+  EXPECT_FALSE(fs::exists(tmp.path() / "q.vqpk.lock"));
+  OutputSet again;  // the lock went with the first set
+  again.add_output(out, "-o");
+}
+
+TEST(OutputSet, NamesUpToTheLimitWorkAndLongerOnesAreRefused) {
+  test::TempDir tmp;
+  const long limit = ::pathconf(tmp.path().c_str(), _PC_NAME_MAX);
+  ASSERT_GT(limit, 16);
+  const fs::path longest = tmp.path() / std::string(static_cast<size_t>(limit), 'o');
+  EXPECT_LE(sibling_path(longest, "tmp12345").filename().string().size(), static_cast<size_t>(limit));
+  EXPECT_EQ(sibling_path(tmp.path() / "q.vqpk", "tmp7").filename(), "q.vqpk.tmp7");
+  {
+    OutputSet files;
+    files.add_output(longest, "-o");
+    files.stage(longest, "x");
+    files.commit();
+  }
+  EXPECT_EQ(read(longest), "x");
+  EXPECT_EQ(entries(tmp.path()), 1u);
+  OutputSet files;
+  EXPECT_THROW(files.add_output(tmp.path() / std::string(static_cast<size_t>(limit) + 1, 'o'), "-o"), Error);
 }
 
 TEST(OutputSet, NothingAppearsBeforeCommitAndNothingStaysWithoutIt) {
@@ -63,6 +131,25 @@ TEST(OutputSet, NothingAppearsBeforeCommitAndNothingStaysWithoutIt) {
   EXPECT_EQ(read(a), "A");
   EXPECT_EQ(read(b), "B");
   EXPECT_EQ(entries(tmp.path()), 2u);
+}
+
+TEST(OutputSet, InterruptsWaitForTheEndOfADeferredSection) {
+  sigset_t pending;
+  {
+    const InterruptsDeferred deferred;
+    ::raise(SIGTERM);  // blocked: it waits
+    sigpending(&pending);
+    EXPECT_TRUE(sigismember(&pending, SIGTERM));
+    // drain it here, so that the test process is not terminated when the block ends
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    int sig = 0;
+    sigwait(&term, &sig);
+    EXPECT_EQ(sig, SIGTERM);
+  }
+  sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGTERM));
 }
 
 TEST(OutputSet, AFailedRenamePutsBackWhatWasThere) {

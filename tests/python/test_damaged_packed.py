@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -80,7 +81,19 @@ def duplicate_first_layer(data):
     return join(header, sections)
 
 
+def deep_metadata(data: bytes) -> bytes:
+    """META with 100,000 nested lists inside its provenance (json.dumps itself would recurse)."""
+    header, sections = split(data)
+    text = sections[0][1].decode()
+    deep = "[" * 100_000 + "]" * 100_000
+    nested, found = re.subn(r'"provenance":\s*\{', lambda _: '"provenance": {"deep": ' + deep + ", ", text, count=1)
+    assert found == 1, "no provenance object to nest into"
+    sections[0][1] = nested.encode()
+    return join(header, sections)
+
+
 DESIGNED = {
+    "deep_metadata": deep_metadata,
     "nan_codeword": lambda d: edit_sections(d, nan_codeword),
     "layer_on_head": lambda d: edit_meta(d, set_layer("name", "head.weight")),
     "layer_on_norm": lambda d: edit_meta(d, set_layer("name", "layers.0.norm.weight")),

@@ -1,4 +1,4 @@
-"""Nothing lost, nothing clobbered (README.md, "Reliability"): outputs that are inputs or each other,
+"""Nothing lost, nothing clobbered (docs/RELIABILITY.md): outputs that are inputs or each other,
 special files, all-or-nothing commits, file-size limits, interrupted runs and --resume, bad model
 metadata, model paths, image bombs and truncated JPEGs, thread counts."""
 import glob

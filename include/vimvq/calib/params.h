@@ -52,6 +52,9 @@ void set_param_json(CalibrationParams& p, const std::string& key, const nlohmann
                     const std::string& source);
 // `--set key=value`: the value is read as JSON (numbers, booleans, lists) or else as a string.
 void set_param(CalibrationParams& p, const std::string& key, const std::string& value);
+// The same for a flag's text: `source` names it in errors ("--seed -1").
+void set_param_text(CalibrationParams& p, const std::string& key, const std::string& value,
+                    const std::string& source);
 // A config object; keys starting with '_' are comments.
 void apply_json(CalibrationParams& p, const nlohmann::json& config, const std::string& source);
 nlohmann::json to_json(const CalibrationParams& p);

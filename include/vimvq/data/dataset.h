@@ -30,9 +30,13 @@ Dataset list_unlabelled(const std::filesystem::path& dir);
 // A flat folder plus a label file. Two formats, detected per file:
 //  - one integer per line (ILSVRC2012_validation_ground_truth.txt): line i labels the i-th file in
 //    sorted name order; values are 1-based class indices unless label_base says otherwise;
-//  - "<file name> <label>" lines, label an index (0-based) or one of class_names.
+//  - "<file name> <label>" lines, label an index (0-based) or one of class_names; a file named
+//    twice is an error.
+// num_classes > 0: a label outside the model's classes is an error naming the row and the label
+// as the file writes it.
 Dataset list_with_label_file(const std::filesystem::path& dir, const std::filesystem::path& label_file,
-                             const std::vector<std::string>& class_names, std::optional<int> label_base = {});
+                             const std::vector<std::string>& class_names, std::optional<int> label_base = {},
+                             int num_classes = 0);
 
 // Chooses: label file given -> list_with_label_file; sub-folders only -> list_image_folder;
 // otherwise unlabelled. Throws vimvq::Error for a missing, unreadable or empty folder.

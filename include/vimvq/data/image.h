@@ -23,6 +23,10 @@ struct Image {
 // `name` only labels error messages. Throws vimvq::Error ("<name>: <problem>") for anything that
 // is not a decodable JPEG or PNG. Alpha is dropped and palettes expanded as PIL's convert() does.
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
+// The largest image file read_image reads: photographs are far below it, and a file above it is
+// refused whatever it holds. The header is checked first, so a large file that is no image costs
+// nothing.
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;
 Image read_image(const std::filesystem::path& path);
 
 // Gray <-> RGB with PIL's rules (ITU-R 601-2 luma, L = (19595 R + 38470 G + 7471 B + 2^15) >> 16).
