@@ -7,7 +7,7 @@
 #
 # Steps (each runs even if one before it failed; the exit status says whether all passed):
 #  1. build the tool and the scan library against the machine's LibTorch (sm_90 only);
-#  2. the scan tests, CPU and CUDA;
+#  2. the scan and vq_linear tests, CPU and CUDA;
 #  3. vimvq eval of the shipped model on the whole test split, on CPU and on CUDA (same top-1);
 #  4. vimvq quantize --device cuda of the shipped model at 1, 2 and 3 bits with the repo's configs,
 #     against the CPU top-1 of docs/BENCHMARKS.md (within 0.3 points);
@@ -131,6 +131,7 @@ quantize_large() {  # quantize_large CONFIG ITERS TIMEOUT_S
   export VIMVQ_OPS_LIBRARY=$PWD/build-gpu/libvimvq_ops.so
   step "scan tests" timeout 180 "$PY" -m unittest discover -s tests/python -p 'test_*scan.py'
   step "bimamba op tests" timeout 120 "$PY" -m unittest discover -s tests/python -p 'test_bimamba_ops.py'
+  step "vq_linear tests (CPU and CUDA)" timeout 120 "$PY" -m unittest discover -s tests/python -p 'test_vq_linear_op.py'
   step "eval cpu and cuda" eval_both
   for bits in 1 2 3; do step "quantize fmnist w$bits" quantize_fmnist $bits; done
   step "calibration jpegs" make_calibration_jpegs

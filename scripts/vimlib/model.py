@@ -42,6 +42,35 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+class VqLinear(nn.Linear):
+    """nn.Linear (same parameters, same state-dict keys) whose weight a loader may replace by codes
+    and codebooks: with `vq_d` > 0, `project` multiplies through `vimvq::vq_linear`, which decodes
+    the weight panel by panel and never holds it whole (docs/MODEL_CONTRACT.md, "Compressed
+    linears"). Exports with the native scan use it for the quantizable layers."""
+
+    vq_d: int
+    vq_groups: int
+    vq_codes: Tensor
+    vq_codebook: Tensor
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        # Plain tensor attributes, not buffers: a scripted module's state_dict lists even
+        # non-persistent buffers, and the official checkpoints' keys must stay exactly theirs.
+        self.vq_codes = torch.empty(0, dtype=torch.uint8)
+        self.vq_codebook = torch.empty(0, 0)
+        self.vq_d = 0
+        self.vq_groups = 1
+
+    @torch.jit.export
+    def project(self, x: Tensor) -> Tensor:
+        """x W^T without the bias (the dt projections' biases go into the scan)."""
+        if self.vq_d > 0:
+            return torch.ops.vimvq.vq_linear(x, self.vq_codes, self.vq_codebook, self.out_features,
+                                             self.in_features, self.vq_d, self.vq_groups, None)
+        return F.linear(x, self.weight)
+
+
 class BiMambaV2Mixer(nn.Module):
     """One shared in_proj/out_proj, two SSM branches (forward, and backward on flipped L)."""
 
@@ -59,14 +88,16 @@ class BiMambaV2Mixer(nn.Module):
         self.d_conv = d_conv
         self.use_native_scan = use_native_scan
         e, n, r = self.d_inner, d_state, self.dt_rank
-        self.in_proj = nn.Linear(d_model, 2 * e, bias=False)
+        # The portable export never references the native operators, vq_linear included.
+        linear = VqLinear if use_native_scan else nn.Linear
+        self.in_proj = linear(d_model, 2 * e, bias=False)
         self.conv1d = nn.Conv1d(e, e, d_conv, groups=e, padding=d_conv - 1)
-        self.x_proj = nn.Linear(e, r + 2 * n, bias=False)
-        self.dt_proj = nn.Linear(r, e, bias=True)
+        self.x_proj = linear(e, r + 2 * n, bias=False)
+        self.dt_proj = linear(r, e, bias=True)
         self.conv1d_b = nn.Conv1d(e, e, d_conv, groups=e, padding=d_conv - 1)
-        self.x_proj_b = nn.Linear(e, r + 2 * n, bias=False)
-        self.dt_proj_b = nn.Linear(r, e, bias=True)
-        self.out_proj = nn.Linear(e, d_model, bias=False)
+        self.x_proj_b = linear(e, r + 2 * n, bias=False)
+        self.dt_proj_b = linear(r, e, bias=True)
+        self.out_proj = linear(e, d_model, bias=False)
         a_log = torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(e, 1).contiguous()
         self.A_log = nn.Parameter(a_log.clone())
         self.A_b_log = nn.Parameter(a_log.clone())
@@ -106,15 +137,15 @@ class BiMambaV2Mixer(nn.Module):
         n, r = self.d_state, self.dt_rank
         # chunk, not slicing: its backward is one concatenation, where each slice's backward
         # fills a zero tensor of the whole width.
-        x, z = F.linear(hidden, self.in_proj.weight).chunk(2, dim=-1)  # (B, L, E) views of (B, L, 2E)
+        x, z = self.in_proj.project(hidden).chunk(2, dim=-1)  # (B, L, E) views of (B, L, 2E)
         conv_b, conv_b_b = self.conv1d.bias, self.conv1d_b.bias
         assert conv_b is not None and conv_b_b is not None
         taps = torch.cat([self.conv1d.weight, self.conv1d_b.weight], dim=0).squeeze(1)
         u = torch.ops.vimvq.bimamba_conv(x, taps, torch.cat([conv_b, conv_b_b], dim=0))
         u_f, u_b = u.chunk(2, dim=-1)
-        dtl_f, b_f, c_f = torch.split(F.linear(u_f, self.x_proj.weight), [r, n, n], dim=-1)
-        dtl_b, b_b, c_b = torch.split(F.linear(u_b, self.x_proj_b.weight), [r, n, n], dim=-1)
-        delta = torch.cat([F.linear(dtl_f, self.dt_proj.weight), F.linear(dtl_b, self.dt_proj_b.weight)], dim=-1)
+        dtl_f, b_f, c_f = torch.split(self.x_proj.project(u_f), [r, n, n], dim=-1)
+        dtl_b, b_b, c_b = torch.split(self.x_proj_b.project(u_b), [r, n, n], dim=-1)
+        delta = torch.cat([self.dt_proj.project(dtl_f), self.dt_proj_b.project(dtl_b)], dim=-1)
         a, d_skip, delta_bias = self._stacked_scan_params()
         y = torch.ops.vimvq.bimamba_scan(u, delta, a, torch.stack([b_f, b_b], dim=1), torch.stack([c_f, c_b], dim=1),
                                          d_skip, z, delta_bias)
@@ -125,7 +156,7 @@ class BiMambaV2Mixer(nn.Module):
             inputs["mixer.dt_proj.weight"] = dtl_f
             inputs["mixer.dt_proj_b.weight"] = dtl_b
             inputs["mixer.out_proj.weight"] = y
-        return F.linear(y, self.out_proj.weight), inputs
+        return self.out_proj.project(y), inputs
 
     def _run_channel_major(self, hidden: Tensor, collect: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
         """The pure-PyTorch scan's layout (mamba's): channel-major, the backward direction flipped."""

@@ -11,7 +11,7 @@ import json
 import re
 import struct
 import zlib
-from typing import Dict, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 import torch
@@ -107,7 +107,24 @@ def _int(layer: dict, key: str, default=None) -> int:
     return value
 
 
-def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> torch.Tensor:
+class LayerCodes(NamedTuple):
+    """One stored layer as the compressed form runs it: codes (one byte each where k <= 256) and
+    the fp32 codebooks (groups * k, d)."""
+    shape: List[int]
+    codes: np.ndarray
+    codebook: np.ndarray
+    k: int
+    d: int
+    groups: int
+
+    def dequantize(self) -> torch.Tensor:
+        n_sub = len(self.codes)
+        numel = int(np.prod(self.shape)) if self.shape else 1
+        index = np.arange(n_sub) // (n_sub // self.groups) * self.k + self.codes  # per-group codebooks
+        return torch.from_numpy(self.codebook)[torch.from_numpy(index)].reshape(-1)[:numel].reshape(self.shape)
+
+
+def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> LayerCodes:
     name = layer.get("name")
     if not isinstance(name, str):
         raise PackedFormatError("a layer has no name")
@@ -124,7 +141,7 @@ def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> torch.Tensor:
         groups = _int(layer, "groups", 1)
         if layer.get("method") not in METHODS:
             raise PackedFormatError(f"unknown method {layer.get('method')!r}")
-        if not (1 <= d <= 64 and 1 <= bits <= 16 and 1 <= k <= (1 << bits)):
+        if not (1 <= d <= 64 and 1 <= bits <= 16 and 1 <= k <= min(256, 1 << bits)):
             raise PackedFormatError("implausible k, d or code bits")
         n_sub = -(-numel // d)
         if groups < 1 or groups > n_sub or n_sub % groups:
@@ -139,8 +156,7 @@ def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> torch.Tensor:
         codes = unpack_codes(code_raw, n_sub, bits)
         if codes.max(initial=0) >= k:
             raise PackedFormatError("code out of range")
-        index = np.arange(n_sub) // (n_sub // groups) * k + codes  # per-group codebooks (rtn: per row)
-        return torch.from_numpy(codebook)[torch.from_numpy(index)].reshape(-1)[:numel].reshape(shape)
+        return LayerCodes(list(shape), codes, codebook, k, d, groups)
     except PackedFormatError as e:
         raise PackedFormatError(f"{name}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
@@ -155,6 +171,37 @@ def _quantizable_names(meta: dict) -> set:
 def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.ScriptModule]:
     """Returns (full state dict with dequantized weights, provenance, architecture module with the
     dequantized weights set)."""
+    return _read(path, compressed=False)
+
+
+def load(path: str) -> torch.jit.ScriptModule:
+    """The packed model as `vimvq eval` runs it: every quantized layer whose linear module has the
+    compressed members (docs/MODEL_CONTRACT.md, "Compressed linears") keeps its codes and codebooks
+    and multiplies through torch.ops.vimvq.vq_linear (load the ops library first:
+    vimlib.native.load_ops); its weight is never rebuilt. Layers of an architecture without those
+    members are dequantized. Checked as strictly as read_packed."""
+    return _read(path, compressed=True)[2]
+
+
+def _owner(module, name: str):
+    *parents, leaf = name.split(".")
+    for part in parents:
+        module = getattr(module, part)
+    return module, leaf
+
+
+def _set_compressed(arch, name: str, parts: LayerCodes) -> bool:
+    owner, _ = _owner(arch, name)
+    if not hasattr(owner, "vq_d") or parts.k > 256 or len(parts.shape) != 2:
+        return False  # an export before the compressed members: dequantized instead
+    owner.vq_codes = torch.from_numpy(parts.codes.astype(np.uint8))
+    owner.vq_codebook = torch.from_numpy(np.ascontiguousarray(parts.codebook))
+    owner.vq_groups = parts.groups
+    owner.vq_d = parts.d
+    return True
+
+
+def _read(path: str, compressed: bool) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.ScriptModule]:
     with open(path, "rb") as f:
         data = f.read()
     sections = _sections(data, path)
@@ -185,7 +232,7 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
         if not isinstance(layer, dict):
             raise PackedFormatError(f"{path}: metadata: layer {i} is not an object")
         try:
-            weight = _layer(layer, sections[2 + 2 * i], sections[3 + 2 * i])
+            parts = _layer(layer, sections[2 + 2 * i], sections[3 + 2 * i])
         except PackedFormatError as e:
             raise PackedFormatError(f"{path}: {e}") from None
         name = layer["name"]
@@ -196,7 +243,8 @@ def read_packed(path: str) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.Scr
         if state.get(name) is None or state[name].numel() != 0:
             raise PackedFormatError(f"{path}: layer {name} has no empty placeholder in the architecture")
         seen.add(name)
-        state[name] = weight
+        if not (compressed and _set_compressed(arch, name, parts)):  # compressed: the placeholder stays
+            state[name] = parts.dequantize()
     _probe(arch, state, quantizable, probe_input, arch_meta["num_classes"], path)
     return state, provenance, arch
 
@@ -206,11 +254,8 @@ def _probe(arch, state, quantizable, probe_input, num_classes, path):
     C++ reader's load does: a layer whose shape does not fit the architecture fails here."""
     for name in quantizable & set(state):
         if state[name].numel() == 0:
-            continue
-        owner = arch
-        *parents, leaf = name.split(".")
-        for part in parents:
-            owner = getattr(owner, part)
+            continue  # a compressed layer (its codes are set), or nothing stored
+        owner, leaf = _owner(arch, name)
         setattr(owner, leaf, state[name])
     try:
         with torch.no_grad():
@@ -220,4 +265,3 @@ def _probe(arch, state, quantizable, probe_input, num_classes, path):
         raise PackedFormatError(f"{path}: the stored layers do not fit the architecture: {first}") from None
     if tuple(out.shape) != (1, num_classes):
         raise PackedFormatError(f"{path}: the architecture's head does not give num_classes scores")
-

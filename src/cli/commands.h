@@ -22,6 +22,7 @@ struct EvalOptions {
   std::string device = "cpu";
   int64_t limit = 0;
   std::string on_bad_image = "fail";
+  bool dense = false;  // a packed model with dequantized fp32 weights instead of its codes
 };
 
 struct InspectOptions {

@@ -115,7 +115,13 @@ int run_eval(const EvalOptions& o) {
   if (o.predictions) files.add_output(*o.predictions, "--predictions");
   set_interrupt_message("eval of " + o.model + " stopped; nothing was written");
 
-  auto model = format::load_model(o.model, device);
+  int compressed_layers = 0;
+  auto model =
+      format::load_model(o.model, device, o.dense ? format::LoadForm::kDense : format::LoadForm::kCompressed,
+                         &compressed_layers);
+  if (compressed_layers > 0)
+    log::info(strprintf("%s: %d quantized layers run compressed (codes and codebooks; --dense rebuilds them)",
+                        o.model.c_str(), compressed_layers));
   const auto& meta = model.metadata();
   std::optional<model::VimModel> reference;
   if (o.reference) {
@@ -149,6 +155,7 @@ int run_eval(const EvalOptions& o) {
   j["device"] = device.str();
   j["threads"] = threads;
   j["batch_size"] = o.batch_size;
+  j["compressed_layers"] = compressed_layers;
   j["wall_seconds"] = wall_seconds;
   if (reference) j["reference"]["model"] = *o.reference;
 

@@ -35,6 +35,8 @@ CLI::App* add_eval(CLI::App& app, EvalOptions& eval) {
   ev->add_option("--label-base", eval.label_base,
                  "first class index in --labels\n(default 1 for one column, else 0)")
       ->group(more);
+  ev->add_flag("--dense", eval.dense, "run a packed model on dequantized fp32\nweights, not its codes")
+      ->group(more);
   ev->add_option("--on-bad-image", eval.on_bad_image, "fail, or skip (and count) bad images")
       ->capture_default_str()
       ->group(more);

@@ -117,7 +117,7 @@ std::string packed_bytes(const std::string& path, const PackedCheckpoint& c, Siz
     if (l.k > (int64_t{1} << l.code_bits))
       throw Error(path + ": " + l.name + ": k does not fit its code bits");
     const std::string book = fp16_bytes(l.codebook);
-    const auto packed = vq::pack_codes(l.codes, l.code_bits);
+    const auto packed = vq::pack_codes(std::vector<int64_t>(l.codes.begin(), l.codes.end()), l.code_bits);
     const vq::LayerPlan plan = l.plan();
     if (static_cast<int64_t>(book.size()) != plan.codebook_bytes() ||
         static_cast<int64_t>(packed.size()) != plan.code_bytes()) {
@@ -222,13 +222,14 @@ class PackedReader {
     const std::string codes = section(kTagCode, "codes");
     if (codes.size() != vq::packed_size(static_cast<size_t>(n_sub), l.code_bits))
       throw fail(l.name + ": packed codes size does not match its shape");
-    l.codes =
+    const auto unpacked =
         vq::unpack_codes(reinterpret_cast<const uint8_t*>(codes.data()), codes.size(), n_sub, l.code_bits);
-    for (auto code : l.codes) {
+    for (auto code : unpacked) {
       if (code >= l.k)
         throw fail(l.name + ": code " + std::to_string(code) + " out of range (k = " + std::to_string(l.k) +
                    ")");
     }
+    l.codes.assign(unpacked.begin(), unpacked.end());  // each below k <= 256
     return l;
   }
 
@@ -246,7 +247,7 @@ class PackedReader {
         throw fail(l.name + ": implausible shape");
       numel *= s;
     }
-    if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 ||
+    if (l.d < 1 || l.d > 64 || l.code_bits < 1 || l.code_bits > 16 || l.k < 1 || l.k > 256 ||
         l.k > (int64_t{1} << l.code_bits))
       throw fail(l.name + ": implausible k, d or code bits");
     const int64_t n_sub = (numel + l.d - 1) / l.d;
@@ -329,7 +330,9 @@ void check_layer_names(const torch::jit::Module& arch, const std::vector<vq::Qua
 
 }  // namespace
 
-torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
+namespace {
+
+torch::jit::Module load_architecture(const PackedCheckpoint& c, const c10::Device& device) {
   std::istringstream arch(c.architecture);
   torch::jit::Module model;
   try {
@@ -339,8 +342,43 @@ torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& devi
     throw Error("packed architecture does not load: " + what.substr(0, what.find('\n')));
   }
   check_layer_names(model, c.layers);
+  return model;
+}
+
+// The layer's codes as the kernels read them: one byte each (the reader checked them below k).
+at::Tensor code_tensor(const vq::QuantizedWeight& l) {
+  at::Tensor codes = at::empty({static_cast<int64_t>(l.codes.size())}, at::kByte);
+  std::memcpy(codes.data_ptr<uint8_t>(), l.codes.data(), l.codes.size());
+  return codes;
+}
+
+}  // namespace
+
+torch::jit::Module dequantize(const PackedCheckpoint& c, const c10::Device& device) {
+  torch::jit::Module model = load_architecture(c, device);
   for (const auto& l : c.layers) model::ParameterSlot(model, l.name).set(l.dequantize().to(device));
   model.eval();
+  return model;
+}
+
+torch::jit::Module compressed(const PackedCheckpoint& c, const c10::Device& device, int* compressed) {
+  torch::jit::Module model = load_architecture(c, device);
+  int count = 0;
+  for (const auto& l : c.layers) {
+    model::ParameterSlot slot(model, l.name);
+    torch::jit::Module linear = slot.owner();
+    if (!linear.hasattr("vq_d") || l.shape.size() != 2) {
+      slot.set(l.dequantize().to(device));
+      continue;
+    }
+    linear.setattr("vq_codes", code_tensor(l).to(device));
+    linear.setattr("vq_codebook", l.codebook.to(at::kFloat).contiguous().to(device));
+    linear.setattr("vq_groups", l.groups);
+    linear.setattr("vq_d", static_cast<int64_t>(l.d));
+    ++count;
+  }
+  model.eval();
+  if (compressed) *compressed = count;
   return model;
 }
 

@@ -198,14 +198,14 @@ void OutputSet::lock(Entry& e) {
                     " (lock " + path.string() + "); wait for it to end, or choose another file");
       throw Error(e.path.string() + ": cannot lock " + path.string() + " (" + std::strerror(saved) + ")");
     }
-    struct stat held {
-    }, named{};
+    struct stat held = {};
+    struct stat named = {};
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
         held.st_ino == named.st_ino) {
       const std::string pid = std::to_string(::getpid()) + "\n";
-      if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-        // the PID is only for the message a second run prints; the lock holds without it
-      }
+      // The PID only serves the message a second run prints; the lock holds without it.
+      const bool pid_written = ::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) > 0;
+      (void)pid_written;
       remember_staged(path);  // an interrupted run removes its lock file too
       e.lock_fd = fd;
       e.lock = path;

@@ -70,8 +70,7 @@ class ConvexLayerQuantizer : public LayerQuantizer {
     q.d = shape_.d;
     q.code_bits = shape_.code_bits;
     q.codebook = stored_codebook(convex_->codebook());
-    const at::Tensor codes = convex_->codes().to(at::kCPU).contiguous();
-    q.codes.assign(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + codes.numel());
+    q.codes = code_bytes(convex_->codes());
     return q;
   }
 

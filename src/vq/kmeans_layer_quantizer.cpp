@@ -34,8 +34,7 @@ class KMeansQuantizer final : public LayerQuantizer {
     q.d = shape_.d;
     q.code_bits = shape_.code_bits;
     q.codebook = stored_codebook(vq_.codebook);
-    const at::Tensor codes = vq_.codes.to(at::kCPU).contiguous();
-    q.codes.assign(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + codes.numel());
+    q.codes = code_bytes(vq_.codes);
     return q;
   }
 

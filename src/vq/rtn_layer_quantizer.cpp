@@ -26,8 +26,7 @@ class RtnQuantizer final : public LayerQuantizer {
     q.d = 1;
     q.code_bits = bits_;
     q.codebook = stored_codebook(rtn_.levels.reshape({-1, 1}));
-    const at::Tensor codes = rtn_.codes.to(at::kCPU).contiguous();
-    q.codes.assign(codes.data_ptr<int64_t>(), codes.data_ptr<int64_t>() + codes.numel());
+    q.codes = code_bytes(rtn_.codes);
     return q;
   }
 

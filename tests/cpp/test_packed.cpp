@@ -36,7 +36,7 @@ format::PackedCheckpoint micro_checkpoint() {
     l.code_bits = shape.code_bits;
     l.method = vq::Method::kKmeans;
     l.codebook = r.codebook;
-    l.codes.assign(r.codes.data_ptr<int64_t>(), r.codes.data_ptr<int64_t>() + r.codes.numel());
+    l.codes = vq::code_bytes(r.codes);
     c.layers.push_back(std::move(l));
   }
   c.provenance = {{"tool", "vimvq"}, {"bits", 2}, {"method", "kmeans"}, {"seed", 1234}};
@@ -93,7 +93,7 @@ TEST(PackedFormat, LoadsAsAModelWithDequantizedWeights) {
   std::map<std::string, at::Tensor> params;
   for (const auto& p : model.module().named_parameters(true)) params.emplace(p.name, p.value);
   for (const auto& l : c.layers) {
-    const at::Tensor codes = at::tensor(l.codes, at::kLong);
+    const at::Tensor codes = at::tensor(l.codes, at::kByte).to(at::kLong);
     const at::Tensor want = l.codebook.to(at::kHalf)
                                 .to(at::kFloat)
                                 .index_select(0, codes)

@@ -1,5 +1,6 @@
 // Opening any model vimvq reads: a TorchScript file under the model contract, or a packed
-// checkpoint, which loads as its architecture with the dequantized weights.
+// checkpoint, which runs compressed (codes and codebooks; format::compressed) or, with
+// LoadForm::kDense or for an architecture without compressed linears, with dequantized weights.
 #pragma once
 
 #include <string>
@@ -8,7 +9,11 @@
 
 namespace vimvq::format {
 
-// Throws vimvq::Error("<path>: <problem>").
-model::VimModel load_model(const std::string& path, const c10::Device& device = c10::Device("cpu"));
+enum class LoadForm { kCompressed, kDense };
+
+// Throws vimvq::Error("<path>: <problem>"). `compressed_layers`: how many quantized layers run
+// compressed (0 for a TorchScript model).
+model::VimModel load_model(const std::string& path, const c10::Device& device = c10::Device("cpu"),
+                           LoadForm form = LoadForm::kCompressed, int* compressed_layers = nullptr);
 
 }  // namespace vimvq::format

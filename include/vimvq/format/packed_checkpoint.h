@@ -48,4 +48,10 @@ bool is_packed_file(const std::string& path);
 // The architecture with every quantized weight rebuilt as codebook[codes] (fp16 values, fp32).
 torch::jit::Module dequantize(const PackedCheckpoint& checkpoint, const c10::Device& device);
 
+// The architecture as it runs compressed (docs/MODEL_CONTRACT.md, "Compressed linears"): each
+// quantized layer whose linear module has the compressed members keeps its codes (bytes) and
+// codebooks, and its weight stays the empty placeholder; a layer without them (an export before
+// them) is dequantized. `compressed`: how many layers run compressed.
+torch::jit::Module compressed(const PackedCheckpoint& checkpoint, const c10::Device& device, int* compressed);
+
 }  // namespace vimvq::format

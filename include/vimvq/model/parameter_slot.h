@@ -13,6 +13,8 @@ class ParameterSlot {
   // Throws vimvq::Error when a submodule or the parameter does not exist.
   ParameterSlot(torch::jit::Module root, const std::string& dotted_name);
   void set(const at::Tensor& value);
+  // The module that holds the parameter (e.g. layers.0.mixer.in_proj for its .weight).
+  torch::jit::Module owner() const { return owner_; }
 
  private:
   torch::jit::Module owner_;

@@ -22,13 +22,18 @@ struct QuantizedWeight {
   // Codebooks: one shared by the layer (groups = 1, VQ), or one per equal run of consecutive
   // sub-vectors (rtn: groups = rows, d = 1, k = 2^bits levels per row).
   int64_t groups = 1;
-  at::Tensor codebook;         // (groups * k, d) fp32 holding fp16 values (what is stored)
-  std::vector<int64_t> codes;  // n_sub = ceil(numel / d) codes in [0, k), of group j / (n_sub / groups)
+  at::Tensor codebook;  // (groups * k, d) fp32 holding fp16 values (what is stored)
+  // n_sub = ceil(numel / d) codes in [0, k), of group j / (n_sub / groups). One byte each: k is at
+  // most 256, and a loaded model's codes are its largest part (int64 would be 8 times that).
+  std::vector<uint8_t> codes;
 
   // codebook[group * k + code], flattened, cut to numel and reshaped: the layer's weight (CPU).
   at::Tensor dequantize() const;
   // What this layer takes, in the ledger's terms.
   LayerPlan plan() const;
 };
+
+// A quantizer's int64 codes (each below 256) as QuantizedWeight keeps them.
+std::vector<uint8_t> code_bytes(const at::Tensor& codes);
 
 }  // namespace vimvq::vq
