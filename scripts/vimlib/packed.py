@@ -8,7 +8,6 @@ files through both readers.
 """
 import io
 import json
-import re
 import struct
 import zlib
 from typing import Dict, List, NamedTuple, Tuple

@@ -91,48 +91,64 @@ void print_summary(const EvalOptions& o, const report::EvalResult& r, const nloh
   }
 }
 
-}  // namespace
-
-int run_eval(const EvalOptions& o) {
-  const auto t_start = Clock::now();
-  const int threads = configure_threads(o.threads);
-  const c10::Device device = parse_device(o.device);
+// Every file the run reads and writes, refused now if an output is an input, another output, or
+// lies inside the data folder; then the options that need no file.
+void declare_eval_files(const EvalOptions& o, OutputSet& files) {
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1");
   if (o.limit < 0) throw Error("--limit " + std::to_string(o.limit) + ": must be 0 (all images) or more");
   if (o.label_base && !o.labels) throw Error("--label-base applies to a --labels file, and none was given");
-  report::EvalSettings settings;
-  settings.batch_size = o.batch_size;
-  settings.threads = threads;
-  settings.on_bad_image = parse_bad_image_policy(o.on_bad_image);
-  settings.keep_predictions = o.predictions.has_value();
-
-  OutputSet files;
   files.add_input(o.model, "model");
   files.add_input(o.data, "data folder");
   if (o.reference) files.add_input(*o.reference, "--reference model");
   if (o.labels) files.add_input(*o.labels, "--labels file");
   if (o.report) files.add_output(*o.report, "--report");
   if (o.predictions) files.add_output(*o.predictions, "--predictions");
-  set_interrupt_message("eval of " + o.model + " stopped; nothing was written");
+}
 
-  int compressed_layers = 0;
+// The model as it will run: a packed one on its codes unless --dense; says which.
+model::VimModel load_eval_model(const EvalOptions& o, const c10::Device& device, int& compressed_layers) {
   auto model =
       format::load_model(o.model, device, o.dense ? format::LoadForm::kDense : format::LoadForm::kCompressed,
                          &compressed_layers);
   if (compressed_layers > 0)
     log::info(strprintf("%s: %d quantized layers run compressed (codes and codebooks; --dense rebuilds them)",
                         o.model.c_str(), compressed_layers));
+  return model;
+}
+
+data::Dataset eval_dataset(const EvalOptions& o, const model::ModelMetadata& meta) {
+  data::Dataset ds = o.labels ? data::list_with_label_file(o.data, *o.labels, meta.class_names, o.label_base,
+                                                           meta.num_classes)
+                              : data::open_dataset(o.data, std::nullopt, meta.class_names);
+  if (o.limit > 0 && static_cast<size_t>(o.limit) < ds.samples.size()) ds.samples.resize(o.limit);
+  report::check_labels(ds, meta, o.labels.value_or(o.data));
+  return ds;
+}
+
+}  // namespace
+
+int run_eval(const EvalOptions& o) {
+  const auto t_start = Clock::now();
+  const int threads = configure_threads(o.threads);
+  const c10::Device device = parse_device(o.device);
+  report::EvalSettings settings;
+  settings.batch_size = o.batch_size;
+  settings.threads = threads;
+  settings.on_bad_image = parse_bad_image_policy(o.on_bad_image);
+  settings.keep_predictions = o.predictions.has_value();
+  OutputSet files;
+  declare_eval_files(o, files);
+  set_interrupt_message("eval of " + o.model + " stopped; nothing was written");
+
+  int compressed_layers = 0;
+  auto model = load_eval_model(o, device, compressed_layers);
   const auto& meta = model.metadata();
   std::optional<model::VimModel> reference;
   if (o.reference) {
     reference = format::load_model(*o.reference, device);
     check_same_input(meta, reference->metadata(), *o.reference);
   }
-  data::Dataset ds = o.labels ? data::list_with_label_file(o.data, *o.labels, meta.class_names, o.label_base,
-                                                           meta.num_classes)
-                              : data::open_dataset(o.data, std::nullopt, meta.class_names);
-  if (o.limit > 0 && static_cast<size_t>(o.limit) < ds.samples.size()) ds.samples.resize(o.limit);
-  report::check_labels(ds, meta, o.labels.value_or(o.data));
+  const data::Dataset ds = eval_dataset(o, meta);
   log::info(
       strprintf("model %s (%s, %d blocks, %d classes, scan %s), %zu images from %s, device %s, %d threads",
                 o.model.c_str(), meta.config_name.c_str(), meta.num_blocks, meta.num_classes,
@@ -145,7 +161,6 @@ int run_eval(const EvalOptions& o) {
   if (r.metrics.images() == 0)
     throw Error(o.data + ": no image could be read (" + std::to_string(r.skipped.size()) +
                 " skipped), so there is nothing to report");
-  const double wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   nlohmann::json j = report::to_json(r, meta);
   j["tool"] = "vimvq";
@@ -156,7 +171,7 @@ int run_eval(const EvalOptions& o) {
   j["threads"] = threads;
   j["batch_size"] = o.batch_size;
   j["compressed_layers"] = compressed_layers;
-  j["wall_seconds"] = wall_seconds;
+  j["wall_seconds"] = std::chrono::duration<double>(Clock::now() - t_start).count();
   if (reference) j["reference"]["model"] = *o.reference;
 
   print_summary(o, r, j, threads, device);

@@ -319,13 +319,8 @@ void record_calibration(const QuantizeOptions& o, const CalibrationImages& calib
             sizes.codebook_bytes, sizes.architecture_bytes};
 }
 
-}  // namespace
-
-void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
-
-int run_quantize(const QuantizeOptions& given) {
-  const auto t_start = Clock::now();
-  QuantizeOptions o = given;
+// What needs no file: refused before anything is loaded.
+void check_quantize_options(const QuantizeOptions& o) {
   if (o.agreement_images < 0) throw Error("--agreement-images must be 0 (no check) or more");
   if (o.eval_limit < 0)
     throw Error("--eval-limit " + std::to_string(o.eval_limit) + ": must be 0 (all images) or more");
@@ -333,6 +328,29 @@ int run_quantize(const QuantizeOptions& given) {
     throw Error(o.model +
                 ": is a packed checkpoint, already quantized; quantize the original TorchScript model "
                 "(quantizing dequantized weights again would compound both errors)");
+}
+
+// The outputs in place and the resume state gone, or neither: interruptions wait for the end.
+void commit_outputs(const QuantizeOptions& o, OutputSet& files, bool resumable) {
+  const std::string written =
+      "wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string());
+  {
+    const InterruptsDeferred deferred;
+    files.commit("quantize of " + o.model + " finished: " + written);
+    std::error_code ec;
+    if (resumable) std::filesystem::remove(resume_state_path(o.output), ec);  // nothing left to resume
+  }
+  log::info(written);
+}
+
+}  // namespace
+
+void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
+
+int run_quantize(const QuantizeOptions& given) {
+  const auto t_start = Clock::now();
+  QuantizeOptions o = given;
+  check_quantize_options(o);
   const int threads = configure_threads(o.threads);
   const c10::Device device = parse_device(o.device);
   report::QuantizeReport r;
@@ -384,15 +402,7 @@ int run_quantize(const QuantizeOptions& given) {
   r.calibration_seconds = result.seconds;
   r.wall_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   stage_reports(o, r, files);
-  const std::string written =
-      "wrote " + o.output + (o.report ? " and " + *o.report + " (+ .md)" : std::string());
-  {
-    const InterruptsDeferred deferred;  // the outputs in place and the state gone, or neither
-    files.commit("quantize of " + o.model + " finished: " + written);
-    std::error_code ec;
-    if (resumable) std::filesystem::remove(resume_state_path(o.output), ec);  // nothing left to resume
-  }
-  log::info(written);
+  commit_outputs(o, files, resumable);
   return 0;
 }
 

@@ -335,9 +335,8 @@ void OutputSet::stage(const fs::path& output, const std::string& content) {
   }
 }
 
-void OutputSet::commit(const std::string& message_after) {
-  const InterruptsDeferred deferred;  // nobody outside sees half a commit
-  // Special files first: they cannot be put back, but nothing of the user's is lost in them.
+// Special files first: they cannot be put back, but nothing of the user's is lost in them.
+void OutputSet::write_through_staged() {
   for (auto& e : outputs_) {
     if (!e.write_through || !e.is_staged) continue;
     const int fd = ::open(e.target.c_str(), O_WRONLY | O_CLOEXEC);
@@ -352,6 +351,11 @@ void OutputSet::commit(const std::string& message_after) {
     }
     e.is_staged = false;
   }
+}
+
+void OutputSet::commit(const std::string& message_after) {
+  const InterruptsDeferred deferred;  // nobody outside sees half a commit
+  write_through_staged();
   // Regular files: each existing one is kept under a hard link until every rename has succeeded.
   struct Done {
     Entry* entry;

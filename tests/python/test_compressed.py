@@ -2,7 +2,6 @@
 export runs on its codes and codebooks through vimvq::vq_linear, in `vimvq eval` and in Python
 (vimlib.packed.load), and gives the dequantized dense model's outputs."""
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -9,7 +9,6 @@ its command.
 """
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import unittest

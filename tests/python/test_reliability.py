@@ -1,7 +1,6 @@
 """Nothing lost, nothing clobbered (docs/RELIABILITY.md): outputs that are inputs or each other,
 special files, all-or-nothing commits, file-size limits, interrupted runs and --resume, bad model
 metadata, model paths, image bombs and truncated JPEGs, thread counts."""
-import glob
 import json
 import os
 import random
@@ -48,8 +47,9 @@ def micro_with_metadata(path, edit):
     save_torchscript(model, path)
 
 
-@unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
-class Reliability(unittest.TestCase):
+class ReliabilityCase(unittest.TestCase):
+    """A folder of photographs and a copy of the micro model per test (shared by test_reliability_round2)."""
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
@@ -61,8 +61,8 @@ class Reliability(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def path(self, name):
-        return os.path.join(self.dir, name)
+    def path(self, *names):
+        return os.path.join(self.dir, *names)
 
     def assert_error(self, result, *needles):
         self.assertNotEqual(result.returncode, 0, result.stdout)
@@ -71,13 +71,18 @@ class Reliability(unittest.TestCase):
         for needle in needles:
             self.assertIn(needle, line)
 
+    def leftovers(self):
+        return [p for p in os.listdir(self.dir) if any(s in p for s in (".tmp", ".old", ".lock"))]
+
     def assert_no_leftovers(self):
-        left = [p for p in os.listdir(self.dir) if ".tmp" in p or ".old" in p]
-        self.assertEqual(left, [], "temporary files left behind")
+        self.assertEqual(self.leftovers(), [], "temporary files left behind")
 
     def quantize(self, *args, model=None):
         return run("quantize", model or self.model, self.data, *QUICK, *args)
 
+
+@unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
+class Reliability(ReliabilityCase):
     # --- outputs that are inputs, or each other
     def test_outputs_never_clobber_inputs_or_each_other(self):
         original = read_bytes(self.model)

@@ -8,47 +8,17 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
 import unittest
 
-from helpers import BINARY, MICRO, make_photo_folder
+from helpers import BINARY, make_photo_folder
 from test_damaged_packed import edit_meta
-from test_reliability import QUICK, read_bytes, run, wait_for
+from test_reliability import QUICK, ReliabilityCase, read_bytes, run, wait_for
 
 STRACE = shutil.which("strace")
 
 
 @unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
-class RoundTwo(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-        self.data = os.path.join(self.dir, "data")
-        make_photo_folder(self.data)
-        self.model = os.path.join(self.dir, "m.pt")
-        shutil.copy(MICRO, self.model)
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, *names):
-        return os.path.join(self.dir, *names)
-
-    def assert_error(self, result, *needles):
-        self.assertNotEqual(result.returncode, 0, result.stdout)
-        lines = result.stderr.strip().splitlines()
-        self.assertTrue(lines and lines[-1].startswith("vimvq: error:"), result.stderr)
-        for needle in needles:
-            self.assertIn(needle, lines[-1])
-
-    def leftovers(self, folder=None):
-        folder = folder or self.dir
-        return [p for p in os.listdir(folder) if any(s in p for s in (".tmp", ".old", ".lock"))]
-
-    def quantize(self, *args):
-        return run("quantize", self.model, self.data, *QUICK, *args)
-
+class RoundTwo(ReliabilityCase):
     # --- 1. outputs inside input folders
     def test_an_output_inside_an_input_folder_is_refused(self):
         image = self.path("data", "class0", "0_rocket_baseline.jpg")

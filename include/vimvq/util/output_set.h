@@ -57,6 +57,7 @@ class OutputSet {
     std::filesystem::path lock;  // the lock file beside the target
   };
   void lock(Entry& e);
+  void write_through_staged();
   void unlock_all();
   Entry& find(const std::filesystem::path& output);
   const Entry& find(const std::filesystem::path& output) const;
