@@ -19,7 +19,7 @@ using namespace vimvq::cli;
 constexpr std::size_t kHelpColumn = 28;
 
 CLI::App* add_eval(CLI::App& app, EvalOptions& eval) {
-  auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model or packed checkpoint on images");
+  auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model or packed file on images");
   ev->add_option("model", eval.model, "TorchScript model or packed checkpoint (.vqpk)")->required();
   ev->add_option("--data", eval.data, "one folder per class, or a flat\nfolder with --labels")->required();
   ev->add_option("--labels", eval.labels,
@@ -84,7 +84,7 @@ void add_calibration_options(CLI::App& qu, QuantizeOptions& quant) {
 }
 
 CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
-  auto* qu = app.add_subcommand("quantize", "vector-quantize a model's block linear layers (ViM-VQ)");
+  auto* qu = app.add_subcommand("quantize", "vector-quantize a Vim's block linear layers (ViM-VQ)");
   qu->add_option("model", quant.model, "TorchScript model")->required();
   qu->add_option("calib", quant.calib, "calibration images (any nesting,\nlabels not needed)")->required();
   qu->add_option("-o,--output", quant.output,

@@ -141,6 +141,11 @@ class ReadmeCommands(unittest.TestCase):
             self.run_block(block, [])
         self.assertTrue(os.path.isfile(os.path.join(self.sandbox, "fmnist.w2.vqpk")))
 
+    def test_help_fits_an_80_column_terminal(self):
+        for command in ([BINARY], [BINARY, "quantize"], [BINARY, "eval"], [BINARY, "inspect"]):
+            for line in self.help_text(*command).splitlines():
+                self.assertLessEqual(len(line), 80, f"{' '.join(command[1:])} --help: {line}")
+
     def test_every_option_named_is_one_the_command_has(self):
         text = section("Commands")
         quantize = text[text.index("**`vimvq quantize"):text.index("**`vimvq eval")]
