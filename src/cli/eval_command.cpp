@@ -110,9 +110,13 @@ model::VimModel load_eval_model(const EvalOptions& o, const c10::Device& device,
   auto model =
       format::load_model(o.model, device, o.dense ? format::LoadForm::kDense : format::LoadForm::kCompressed,
                          &compressed_layers);
-  if (compressed_layers > 0)
-    log::info(strprintf("%s: %d quantized layers run compressed (codes and codebooks; --dense rebuilds them)",
-                        o.model.c_str(), compressed_layers));
+  if (compressed_layers > 0) {
+    const auto r = model.resident_bytes();
+    log::info(strprintf(
+        "%s: %d quantized layers run compressed (--dense rebuilds them); resident %.2f MB: "
+        "codes %.2f, codebooks %.2f, the rest %.2f",
+        o.model.c_str(), compressed_layers, r.total() / 1e6, r.codes / 1e6, r.codebooks / 1e6, r.rest / 1e6));
+  }
   return model;
 }
 
@@ -171,6 +175,11 @@ int run_eval(const EvalOptions& o) {
   j["threads"] = threads;
   j["batch_size"] = o.batch_size;
   j["compressed_layers"] = compressed_layers;
+  const auto resident = model.resident_bytes();
+  j["resident_bytes"] = {{"codes", resident.codes},
+                         {"codebooks", resident.codebooks},
+                         {"rest", resident.rest},
+                         {"total", resident.total()}};
   j["wall_seconds"] = std::chrono::duration<double>(Clock::now() - t_start).count();
   if (reference) j["reference"]["model"] = *o.reference;
 

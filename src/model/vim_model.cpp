@@ -157,6 +157,18 @@ std::vector<LayerInfo> VimModel::quantizable_layers() const {
   return layers;
 }
 
+VimModel::ResidentBytes VimModel::resident_bytes() const {
+  ResidentBytes r;
+  for (const auto& p : module_.parameters(true)) r.rest += static_cast<int64_t>(p.nbytes());
+  for (const auto& b : module_.buffers(true)) r.rest += static_cast<int64_t>(b.nbytes());
+  for (const auto& m : module_.modules()) {
+    if (!m.hasattr("vq_d") || m.attr("vq_d").toInt() == 0) continue;
+    r.codes += static_cast<int64_t>(m.attr("vq_codes").toTensor().nbytes());
+    r.codebooks += static_cast<int64_t>(m.attr("vq_codebook").toTensor().nbytes());
+  }
+  return r;
+}
+
 int64_t VimModel::num_parameters() const {
   int64_t n = 0;
   for (const auto& p : module_.parameters(true)) n += p.numel();

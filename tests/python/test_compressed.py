@@ -56,6 +56,11 @@ class Compressed(unittest.TestCase):
             dense, dense_rows = self.eval(packed, "--dense")
             self.assertEqual(compressed["compressed_layers"], 18, (method, bits))  # 3 blocks x 6 layers
             self.assertEqual(dense["compressed_layers"], 0)
+            held, full = compressed["resident_bytes"], dense["resident_bytes"]
+            self.assertGreater(held["codes"], 0)
+            self.assertEqual(full["codes"] + full["codebooks"], 0)
+            self.assertLess(held["rest"], full["rest"])  # the quantized weights are not held
+            self.assertEqual(held["total"], held["codes"] + held["codebooks"] + held["rest"])
             for a, b in zip(rows, dense_rows):
                 self.assertEqual(a["pred1"], b["pred1"], (method, bits, a["path"]))
                 self.assertAlmostEqual(float(a["prob1"]), float(b["prob1"]), places=5)

@@ -38,6 +38,13 @@ class VimModel {
   const std::string& path() const { return path_; }
   std::vector<LayerInfo> quantizable_layers() const;
   int64_t num_parameters() const;
+  // What the loaded model holds: the compressed linears' codes and codebooks, and the rest
+  // (parameters and buffers, dense weights included).
+  struct ResidentBytes {
+    int64_t codes = 0, codebooks = 0, rest = 0;
+    int64_t total() const { return codes + codebooks + rest; }
+  };
+  ResidentBytes resident_bytes() const;
   torch::jit::Module& module() { return module_; }
   torch::jit::Module& block_module(int index) { return blocks_.at(index); }
   // Inputs of each quantizable linear layer of block `index`, by name relative to the block.
