@@ -105,18 +105,11 @@ void declare_eval_files(const EvalOptions& o, OutputSet& files) {
   if (o.predictions) files.add_output(*o.predictions, "--predictions");
 }
 
-// The model as it will run: a packed one on its codes unless --dense; says which.
+// The model as it will run: a packed one on its codes unless --dense.
 model::VimModel load_eval_model(const EvalOptions& o, const c10::Device& device, int& compressed_layers) {
   auto model =
       format::load_model(o.model, device, o.dense ? format::LoadForm::kDense : format::LoadForm::kCompressed,
                          &compressed_layers);
-  if (compressed_layers > 0) {
-    const auto r = model.resident_bytes();
-    log::info(strprintf(
-        "%s: %d quantized layers run compressed (--dense rebuilds them); resident %.2f MB: "
-        "codes %.2f, codebooks %.2f, the rest %.2f",
-        o.model.c_str(), compressed_layers, r.total() / 1e6, r.codes / 1e6, r.codebooks / 1e6, r.rest / 1e6));
-  }
   return model;
 }
 
@@ -146,6 +139,13 @@ int run_eval(const EvalOptions& o) {
 
   int compressed_layers = 0;
   auto model = load_eval_model(o, device, compressed_layers);
+  const auto resident = model.resident_bytes();
+  if (compressed_layers > 0)
+    log::info(
+        strprintf("%s: %d quantized layers run compressed (--dense rebuilds them); resident %.2f MB: "
+                  "codes %.2f, codebooks %.2f, the rest %.2f",
+                  o.model.c_str(), compressed_layers, resident.total() / 1e6, resident.codes / 1e6,
+                  resident.codebooks / 1e6, resident.rest / 1e6));
   const auto& meta = model.metadata();
   std::optional<model::VimModel> reference;
   if (o.reference) {
@@ -175,7 +175,6 @@ int run_eval(const EvalOptions& o) {
   j["threads"] = threads;
   j["batch_size"] = o.batch_size;
   j["compressed_layers"] = compressed_layers;
-  const auto resident = model.resident_bytes();
   j["resident_bytes"] = {{"codes", resident.codes},
                          {"codebooks", resident.codebooks},
                          {"rest", resident.rest},

@@ -21,7 +21,17 @@ namespace {
 constexpr int64_t kPanelBytes = int64_t{1} << 24;
 constexpr int64_t kDecodeGrain = int64_t{1} << 15;  // elements per decode task
 
-VqLayout layout_of(int64_t rows, int64_t cols, int64_t d, int64_t groups, const at::Tensor& codebook) {
+at::Tensor vq_linear_op(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& codebook,
+                        int64_t rows, int64_t cols, int64_t d, int64_t groups,
+                        const c10::optional<at::Tensor>& bias) {
+  const VqLayout layout = vq_layout(rows, cols, d, groups, codebook);
+  check_vq_operands(codes, codebook, layout);  // every call: the operator is public
+  return vq_linear_cpu_with(x, codes, codebook, layout, bias, best_decode_isa());
+}
+
+}  // namespace
+
+VqLayout vq_layout(int64_t rows, int64_t cols, int64_t d, int64_t groups, const at::Tensor& codebook) {
   TORCH_CHECK(rows > 0 && cols > 0 && d > 0 && groups > 0,
               "vq_linear: rows, cols, d and groups must be positive");
   TORCH_CHECK(codebook.dim() == 2 && codebook.size(1) == d && codebook.size(0) % groups == 0,
@@ -35,18 +45,6 @@ VqLayout layout_of(int64_t rows, int64_t cols, int64_t d, int64_t groups, const 
   return l;
 }
 
-at::Tensor vq_linear_op(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& codebook,
-                        int64_t rows, int64_t cols, int64_t d, int64_t groups,
-                        const c10::optional<at::Tensor>& bias) {
-  const VqLayout layout = layout_of(rows, cols, d, groups, codebook);
-  // Every call, not only at load: a code at or above k would read outside the codebook. (Free for
-  // k = 256, the usual case; one pass over the codes otherwise.)
-  check_vq_operands(codes, codebook, layout);
-  return vq_linear_cpu_with(x, codes, codebook, layout, bias, best_decode_isa());
-}
-
-}  // namespace
-
 void check_vq_operands(const at::Tensor& codes, const at::Tensor& codebook, const VqLayout& l) {
   TORCH_CHECK(l.k >= 1 && l.k <= 256, "vq_linear: k must be in 1..256 (codes are bytes), got ", l.k);
   TORCH_CHECK(l.n_sub() % l.groups == 0, "vq_linear: ", l.n_sub(), " codes do not split into ", l.groups,
@@ -57,7 +55,7 @@ void check_vq_operands(const at::Tensor& codes, const at::Tensor& codebook, cons
   TORCH_CHECK(codebook.scalar_type() == at::kFloat && codebook.is_contiguous() &&
                   codebook.numel() == l.groups * l.k * l.d,
               "vq_linear: codebook must be contiguous float (groups * k, d)");
-  if (codes.device().is_cpu() && l.k < 256) {
+  if (l.k < 256) {
     const uint8_t top = codes.numel() ? codes.max().item<uint8_t>() : 0;
     TORCH_CHECK(top < l.k, "vq_linear: code ", int{top}, " is not below k = ", l.k);
   }
@@ -67,10 +65,6 @@ at::Tensor vq_linear_cpu_with(const at::Tensor& x, const at::Tensor& codes, cons
                               const VqLayout& l, const c10::optional<at::Tensor>& bias, DecodeIsa isa) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.size(-1) == l.cols, "vq_linear: x must be float (..., ",
               l.cols, ")");
-  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.numel() == l.n_sub() && codes.is_contiguous() &&
-                  codebook.scalar_type() == at::kFloat && codebook.is_contiguous() &&
-                  codebook.numel() == l.groups * l.k * l.d,
-              "vq_linear: codes or codebook do not fit the layout");
   const at::Tensor x2 = x.reshape({-1, l.cols}).contiguous();
   at::Tensor out = at::empty({x2.size(0), l.rows}, x.options());
   const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * l.cols), 1, l.rows);

@@ -39,12 +39,16 @@ const char* isa_name(DecodeIsa isa);
 void decode_range(const uint8_t* codes, const float* codebook, const VqLayout& layout, int64_t begin,
                   int64_t end, float* out, DecodeIsa isa);
 
+// The operator's layout from its arguments; throws c10::Error for a nonsensical one.
+VqLayout vq_layout(int64_t rows, int64_t cols, int64_t d, int64_t groups, const at::Tensor& codebook);
+
 // Throws c10::Error (TORCH_CHECK) unless codes (uint8, n_sub) and codebook (float, groups * k rows
-// of d) fit the layout, and every code is below k: what a packed file must satisfy to run.
+// of d) fit the layout, and every code is below k: what a packed file must satisfy to run. Any
+// device (a code >= k would read outside the codebook; free for k = 256).
 void check_vq_operands(const at::Tensor& codes, const at::Tensor& codebook, const VqLayout& layout);
 
-// vimvq::vq_linear on the CPU: x (..., cols) -> (..., rows). `isa` picks the decode path (tests);
-// the operator uses best_decode_isa().
+// vimvq::vq_linear on the CPU: x (..., cols) -> (..., rows), for operands check_vq_operands has
+// accepted. `isa` picks the decode path (tests); the operator uses best_decode_isa().
 at::Tensor vq_linear_cpu_with(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& codebook,
                               const VqLayout& layout, const c10::optional<at::Tensor>& bias, DecodeIsa isa);
 
