@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 MAGIC = b"VIMVQPK\n"
-MAJOR = 1
+MAJOR = 2  # the newest major version read (and the one vimvq writes)
+OLDEST_MAJOR = 1
+MAX_DEFLATE_RATIO = 1032  # deflate's largest ratio: bounds a declared architecture length
 TAGS = (b"META", b"ARCH", b"CBK1", b"CODE")
 METHODS = ("rtn", "kmeans", "vq4dit", "vimvq")
 MAX_DIM = 1 << 32
@@ -65,8 +67,9 @@ def _sections(data: bytes, path: str):
     if len(data) < 20 or data[:8] != MAGIC:
         raise PackedFormatError(f"{path}: not a vimvq packed checkpoint")
     major, minor, count, header_crc = struct.unpack_from("<HHII", data, 8)
-    if major != MAJOR:
-        raise PackedFormatError(f"{path}: packed format version {major}.{minor} is not readable (reads {MAJOR}.x)")
+    if not OLDEST_MAJOR <= major <= MAJOR:
+        raise PackedFormatError(f"{path}: packed format version {major}.{minor} is not readable "
+                                f"(reads {OLDEST_MAJOR}.x to {MAJOR}.x)")
     if zlib.crc32(data[:16]) != header_crc:
         raise PackedFormatError(f"{path}: header checksum mismatch")
     if count < 2 or count > MAX_SECTIONS or count % 2:
@@ -85,11 +88,40 @@ def _sections(data: bytes, path: str):
         payload = data[offset:offset + length]
         if zlib.crc32(payload) != crc:
             raise PackedFormatError(f"{path}: checksum mismatch in a {want.decode()} section")
-        sections.append(payload)
+        sections.append((payload, crc))
         offset += length
     if offset != len(data):
         raise PackedFormatError(f"{path}: trailing bytes")
-    return sections
+    return major, sections
+
+
+def _architecture(payload: bytes, major: int, path: str) -> bytes:
+    """The TorchScript archive: stored as is in major 1; in major 2, a u64 length and the archive
+    deflated, the length bounded before anything is inflated."""
+    if major < 2:
+        return payload
+    if len(payload) < 8:
+        raise PackedFormatError(f"{path}: truncated architecture section (no length)")
+    (length,) = struct.unpack_from("<Q", payload)
+    if length > (len(payload) - 8) * MAX_DEFLATE_RATIO:
+        raise PackedFormatError(f"{path}: architecture declares {length} bytes, more than its "
+                                f"{len(payload) - 8} deflated bytes can hold")
+    try:
+        inflater = zlib.decompressobj()
+        archive = inflater.decompress(payload[8:], length)
+        complete = inflater.eof and not inflater.unconsumed_tail
+    except zlib.error:
+        complete = False
+    if not complete or len(archive) != length:
+        raise PackedFormatError(f"{path}: architecture section does not inflate to its declared length")
+    return archive
+
+
+def _check_binding(layer: dict, what: str, crc: int) -> None:
+    """Major 2: a layer's section carries the CRC-32 its table entry names, or it is another's."""
+    if layer.get(f"{what}_crc32") != crc:
+        raise PackedFormatError(f"its {what} section is not the one its layer table entry names "
+                                f"(checksum differs: a section of another layer?)")
 
 
 def unpack_codes(packed: bytes, count: int, bits: int) -> np.ndarray:
@@ -123,11 +155,14 @@ class LayerCodes(NamedTuple):
         return torch.from_numpy(self.codebook)[torch.from_numpy(index)].reshape(-1)[:numel].reshape(self.shape)
 
 
-def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> LayerCodes:
+def _layer(layer: dict, book: Tuple[bytes, int], code: Tuple[bytes, int], major: int) -> LayerCodes:
     name = layer.get("name")
     if not isinstance(name, str):
         raise PackedFormatError("a layer has no name")
+    (book_raw, book_crc), (code_raw, code_crc) = book, code
     try:
+        if major >= 2:
+            _check_binding(layer, "codebook", book_crc)
         shape = layer["shape"]
         if not isinstance(shape, list):
             raise PackedFormatError("shape is not a list")
@@ -147,6 +182,8 @@ def _layer(layer: dict, book_raw: bytes, code_raw: bytes) -> LayerCodes:
             raise PackedFormatError("implausible codebook groups")
         if len(book_raw) != groups * k * d * 2:
             raise PackedFormatError("codebook size does not match groups x k x d")
+        if major >= 2:
+            _check_binding(layer, "codes", code_crc)
         if len(code_raw) != (n_sub * bits + 7) // 8:
             raise PackedFormatError("packed codes size does not match its shape")
         codebook = np.frombuffer(book_raw, dtype="<f2").reshape(groups * k, d).astype(np.float32)
@@ -182,6 +219,17 @@ def load(path: str) -> torch.jit.ScriptModule:
     return _read(path, compressed=True)[2]
 
 
+REST_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def _to_float32(module) -> None:
+    """Every floating parameter and buffer of a TorchScript module in fp32."""
+    for name, value in list(module.named_parameters()) + list(module.named_buffers()):
+        if value.is_floating_point() and value.dtype != torch.float32 and value.numel() > 0:
+            owner, leaf = _owner(module, name)
+            setattr(owner, leaf, value.detach().float())
+
+
 def _owner(module, name: str):
     *parents, leaf = name.split(".")
     for part in parents:
@@ -203,10 +251,12 @@ def _set_compressed(arch, name: str, parts: LayerCodes) -> bool:
 def _read(path: str, compressed: bool) -> Tuple[Dict[str, torch.Tensor], dict, torch.jit.ScriptModule]:
     with open(path, "rb") as f:
         data = f.read()
-    sections = _sections(data, path)
+    major, sections = _sections(data, path)
     try:
-        meta = load_bounded_json(sections[0], f"{path}: metadata")
+        meta = load_bounded_json(sections[0][0], f"{path}: metadata")
         layers, provenance = meta["layers"], meta["provenance"]
+        if major >= 2 and meta.get("rest_dtype") not in REST_DTYPES:
+            raise PackedFormatError(f"{path}: metadata: unknown rest_dtype {meta.get('rest_dtype')!r}")
         if not isinstance(layers, list) or 2 + 2 * len(layers) != len(sections):
             raise PackedFormatError(f"{path}: layer table and section count disagree")
     except (ValueError, KeyError, TypeError) as e:
@@ -214,14 +264,17 @@ def _read(path: str, compressed: bool) -> Tuple[Dict[str, torch.Tensor], dict, t
             raise
         raise PackedFormatError(f"{path}: metadata: {e}") from None
     try:
-        arch = torch.jit.load(io.BytesIO(sections[1]))
+        arch = torch.jit.load(io.BytesIO(_architecture(sections[1][0], major, path)))
         arch_meta = load_bounded_json(arch.metadata(), f"{path}: packed architecture: metadata")
         quantizable = _quantizable_names(arch_meta)
         probe_input = (1, arch_meta["input"]["channels"], arch_meta["input"]["image_size"],
                        arch_meta["input"]["image_size"])
+    except PackedFormatError:
+        raise
     except Exception as e:  # noqa: BLE001 - TorchScript raises many kinds; all mean "damaged"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackedFormatError(f"{path}: packed architecture does not load: {first}") from None
+    _to_float32(arch)  # stored fp16 or bf16 (major 2), computed in fp32 as vimvq does
     state = {k: v.clone() for k, v in arch.state_dict().items()}
     for name, value in state.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
@@ -231,7 +284,7 @@ def _read(path: str, compressed: bool) -> Tuple[Dict[str, torch.Tensor], dict, t
         if not isinstance(layer, dict):
             raise PackedFormatError(f"{path}: metadata: layer {i} is not an object")
         try:
-            parts = _layer(layer, sections[2 + 2 * i], sections[3 + 2 * i])
+            parts = _layer(layer, sections[2 + 2 * i], sections[3 + 2 * i], major)
         except PackedFormatError as e:
             raise PackedFormatError(f"{path}: {e}") from None
         name = layer["name"]

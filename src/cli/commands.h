@@ -55,7 +55,8 @@ struct QuantizeOptions {
   std::optional<std::string> report;
   bool dry_run = false;
   bool profile = false;
-  bool resume = false;  // continue from <output>.resume
+  bool resume = false;              // continue from <output>.resume
+  std::string rest_dtype = "fp16";  // storage of the unquantized parameters (format::parse_rest_dtype)
 };
 
 int run_eval(const EvalOptions& options);

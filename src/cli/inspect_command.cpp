@@ -1,5 +1,6 @@
 // vimvq inspect: metadata, quantizable layers with outlier statistics, and the packed size and
-// bits per weight that 1, 2 and 3 bits would give (codebooks included).
+// bits per weight that 1, 2 and 3 bits would give (codebooks included, the rest in fp16). A packed
+// checkpoint gets its own view (inspect_packed.cpp).
 #include <torch/script.h>
 
 #include <cmath>
@@ -7,8 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "src/cli/commands.h"
+#include "src/cli/inspect_packed.h"
 #include "src/cli/runtime.h"
 #include "vimvq/format/load_model.h"
+#include "vimvq/format/packed_checkpoint.h"
 #include "vimvq/report/quantize_report.h"
 #include "vimvq/util/error.h"
 #include "vimvq/vq/size_plan.h"
@@ -52,8 +55,8 @@ void print_table(const std::string& path, const model::ModelMetadata& meta, cons
                 l["parameters"].get<long long>(), l["max_abs_over_std"].get<double>(),
                 l["excess_kurtosis"].get<double>(), l["percent_beyond_6_std"].get<double>());
   }
-  std::printf("\n%-5s %12s %12s %12s %14s %12s\n", "bits", "index bpw", "codebook bpw", "effective",
-              "model size", "model bpw");
+  std::printf("\n%-5s %12s %12s %12s %14s %12s   (rest in fp16)\n", "bits", "index bpw", "codebook bpw",
+              "effective", "model size", "model bpw");
   for (const auto& p : j["packed"]) {
     std::printf("%-5d %12.3f %12.3f %12.3f %11.3f MB %12.3f\n", p["bits"].get<int>(),
                 p["index_bits_per_weight"].get<double>(), p["codebook_bits_per_weight"].get<double>(),
@@ -66,6 +69,7 @@ void print_table(const std::string& path, const model::ModelMetadata& meta, cons
 
 int run_inspect(const InspectOptions& o) {
   configure_threads(o.threads);
+  if (format::is_packed_file(o.model)) return inspect_packed(o);
   auto model = format::load_model(o.model);
   const auto& meta = model.metadata();
   const auto layers = model.quantizable_layers();
@@ -95,7 +99,7 @@ int run_inspect(const InspectOptions& o) {
   for (int bits : {1, 2, 3}) {
     vq::SizeTotals t;
     for (const auto& l : layers) t.add(vq::plan_layer(vq::Method::kVimvq, bits, l.shape));
-    const int64_t model_bytes = t.model_bytes(other);
+    const int64_t model_bytes = t.model_bytes(other, format::rest_dtype_bytes(format::RestDtype::kFloat16));
     j["packed"].push_back({{"bits", bits},
                            {"index_bits_per_weight", t.index_bpw()},
                            {"codebook_bits_per_weight", t.codebook_bpw()},

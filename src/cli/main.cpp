@@ -97,6 +97,8 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   qu->add_option("--report", quant.report, "write the JSON report (and a .md)");
   qu->add_option("--eval-data", quant.eval_data,
                  "labelled folder: report the original's\nand the packed model's accuracy");
+  qu->add_option("--rest-dtype", quant.rest_dtype, "unquantized parameters as stored:\nfp16, bf16 or fp32")
+      ->capture_default_str();
   qu->add_flag("--dry-run", quant.dry_run, "print the per-layer plan and sizes only");
   qu->add_flag("--resume", quant.resume, "continue an interrupted run from\n<output>.resume");
   add_calibration_options(*qu, quant);
@@ -105,7 +107,7 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
 
 CLI::App* add_inspect(CLI::App& app, InspectOptions& inspect) {
   auto* in = app.add_subcommand("inspect", "metadata, quantizable layers, outliers, packed sizes");
-  in->add_option("model", inspect.model, "TorchScript model")->required();
+  in->add_option("model", inspect.model, "TorchScript model or packed checkpoint")->required();
   in->add_flag("--json", inspect.json, "machine-readable output");
   in->add_option("--threads", inspect.threads, "threads (0: all cores)");
   return in;

@@ -102,9 +102,12 @@ report::AccuracyRecord evaluate_both(const QuantizeOptions& o, const std::string
   return a;
 }
 
-int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int64_t parameters) {
+int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int64_t parameters,
+            format::RestDtype rest) {
   for (const auto& l : planned) std::printf("%s\n", report::layer_row(l, num_blocks).c_str());
-  std::printf("%s\n", report::size_footer(totals_of(planned), planned.size(), parameters).c_str());
+  std::printf("%s\n", report::size_footer(totals_of(planned), planned.size(), parameters,
+                                          format::rest_dtype_bytes(rest))
+                          .c_str());
   return 0;
 }
 
@@ -223,7 +226,8 @@ format::PackedCheckpoint packed_checkpoint(const QuantizeOptions& o, const calib
                                            const CalibrationImages& calibration) {
   format::PackedCheckpoint packed;
   packed.layers = std::move(result.layers);
-  packed.architecture = format::architecture_without(model.module(), packed.layers);
+  packed.rest = format::parse_rest_dtype(o.rest_dtype);
+  packed.architecture = format::architecture_without(model.module(), packed.layers, packed.rest);
   // Timings stay in the report: the packed file is byte-identical for the same inputs and seed.
   packed.provenance = {
       {"tool", "vimvq"},
@@ -315,13 +319,34 @@ void record_calibration(const QuantizeOptions& o, const CalibrationImages& calib
   r.list_hash = calibration.list_hash;
   r.layers = result.layer_records;
   r.blocks = result.blocks;
-  r.size = {parameters,           totals_of(result.layer_records), sizes.file_bytes, sizes.code_bytes,
-            sizes.codebook_bytes, sizes.architecture_bytes};
+  r.size.parameters = parameters;
+  r.size.quantized = totals_of(result.layer_records);
+  r.size.packed_bytes = sizes.file_bytes;
+  r.size.code_bytes = sizes.code_bytes;
+  r.size.codebook_bytes = sizes.codebook_bytes;
+  r.size.architecture_bytes = sizes.architecture_bytes;
+}
+
+// What the packed model holds when loaded to run compressed, as vimvq eval loads it.
+void record_resident(const std::string& output, const format::PackedCheckpoint& packed,
+                     report::SizeRecord& size) {
+  const c10::Device cpu("cpu");
+  const auto resident =
+      model::VimModel::from_module(output, format::compressed(packed, cpu, nullptr), cpu).resident_bytes();
+  size.rest_dtype = format::rest_dtype_name(packed.rest);
+  size.resident_codes = resident.codes;
+  size.resident_codebooks = resident.codebooks;
+  size.resident_rest = resident.rest;
 }
 
 // What needs no file: refused before anything is loaded.
 void check_quantize_options(const QuantizeOptions& o) {
   if (o.agreement_images < 0) throw Error("--agreement-images must be 0 (no check) or more");
+  try {
+    format::parse_rest_dtype(o.rest_dtype);
+  } catch (const Error& e) {
+    throw Error(std::string("--rest-dtype: ") + e.what());
+  }
   if (o.eval_limit < 0)
     throw Error("--eval-limit " + std::to_string(o.eval_limit) + ": must be 0 (all images) or more");
   if (format::is_packed_file(o.model))
@@ -365,7 +390,8 @@ int run_quantize(const QuantizeOptions& given) {
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
   log_plan(o.model, model, planned, p);
   if (given.output.empty()) log::info("output (no -o given): " + o.output);
-  if (o.dry_run) return dry_run(planned, meta.num_blocks, model.num_parameters());
+  if (o.dry_run)
+    return dry_run(planned, meta.num_blocks, model.num_parameters(), format::parse_rest_dtype(o.rest_dtype));
   const bool output_file = output_is_a_file(o.output);
   const bool resumable = output_file && name_fits(resume_state_path(o.output));
   OutputSet files;
@@ -385,12 +411,14 @@ int run_quantize(const QuantizeOptions& given) {
                                                         resumable, profiler ? &*profiler : nullptr);
   log::debug(cpu_block_cache_summary());
   format::SizeBreakdown sizes;
-  files.stage(o.output,
-              format::packed_bytes(o.output, packed_checkpoint(o, p, model, result, calibration), &sizes));
-  log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + fp parameters %.3f)",
+  const format::PackedCheckpoint packed = packed_checkpoint(o, p, model, result, calibration);
+  files.stage(o.output, format::packed_bytes(o.output, packed, &sizes));
+  log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + %s parameters %.3f)",
                       o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
-                      sizes.codebook_bytes / 1e6, sizes.architecture_bytes / 1e6));
+                      sizes.codebook_bytes / 1e6, format::rest_dtype_name(packed.rest),
+                      sizes.architecture_bytes / 1e6));
   record_calibration(o, calibration, result, model.num_parameters(), sizes, r);
+  record_resident(o.output, packed, r.size);
   if (o.eval_data) {
     r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
   } else if (o.agreement_images > 0 && output_file) {

@@ -11,9 +11,9 @@ model::VimModel load_model(const std::string& path, const c10::Device& device, L
   if (!is_packed_file(path)) return model::VimModel::load(path, device);
   torch::jit::Module module;
   try {
-    const PackedCheckpoint packed = read_packed(path);
-    module =
-        form == LoadForm::kDense ? dequantize(packed, device) : compressed(packed, device, compressed_layers);
+    PackedCheckpoint packed = read_packed(path);
+    module = form == LoadForm::kDense ? dequantize(packed, device)
+                                      : compressed(std::move(packed), device, compressed_layers);
   } catch (const Error& e) {
     const std::string what = e.what();
     throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);

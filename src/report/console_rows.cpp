@@ -33,15 +33,15 @@ std::string block_row(const calib::BlockRecord& b, int num_blocks, vq::Method me
   return line;
 }
 
-std::string size_footer(const vq::SizeTotals& t, size_t layers, int64_t parameters) {
+std::string size_footer(const vq::SizeTotals& t, size_t layers, int64_t parameters, int rest_bytes) {
   char line[512];
   const int64_t other = parameters - t.weights;
   std::snprintf(line, sizeof line,
                 "%zu layers, %lld weights: %.3f index + %.3f codebook = %.3f bits per weight; model %.3f MB "
-                "(fp32 %.3f MB), %.3f bits per parameter",
+                "with the rest at %d bits (fp32 %.3f MB), %.3f bits per parameter",
                 layers, static_cast<long long>(t.weights), t.index_bpw(), t.codebook_bpw(), t.effective_bpw(),
-                t.model_bytes(other) / 1e6, parameters * 4 / 1e6,
-                8.0 * t.model_bytes(other) / static_cast<double>(parameters));
+                t.model_bytes(other, rest_bytes) / 1e6, 8 * rest_bytes, parameters * 4 / 1e6,
+                8.0 * t.model_bytes(other, rest_bytes) / static_cast<double>(parameters));
   return line;
 }
 

@@ -49,6 +49,11 @@ std::string to_markdown(const QuantizeReport& r) {
       "per weight; whole file %.3f bits per parameter\n",
       fp32 / 1e6, s.packed_bytes / 1e6, fp32 / s.packed_bytes, s.quantized.index_bpw(),
       s.quantized.codebook_bpw(), s.quantized.effective_bpw(), 8.0 * s.packed_bytes / s.parameters);
+  md << strprintf(
+      "- unquantized parameters stored as %s; loaded to run compressed, the model holds %.3f MB: "
+      "codes %.3f, codebooks %.3f, the rest %.3f (fp32)\n",
+      s.rest_dtype.c_str(), (s.resident_codes + s.resident_codebooks + s.resident_rest) / 1e6,
+      s.resident_codes / 1e6, s.resident_codebooks / 1e6, s.resident_rest / 1e6);
   md << strprintf("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
                   r.wall_seconds, r.peak_memory_mb);
   if (r.agreement) md << agreement_line(*r.agreement);

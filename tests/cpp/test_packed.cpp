@@ -144,9 +144,9 @@ TEST(PackedFormat, RefusesTruncatedCorruptAndFutureFiles) {
   EXPECT_NE(refusal(flip_path).find("truncated"), std::string::npos);
   // A newer major version is refused by name.
   std::string future = bytes;
-  future[8] = 2;
+  future[8] = 3;
   vimvq::test::write_file(flip_path, future);
-  EXPECT_NE(refusal(flip_path).find("version 2"), std::string::npos);
+  EXPECT_NE(refusal(flip_path).find("version 3"), std::string::npos);
 }
 
 // Writes the cross-language fixture for tests/python/test_packed_reader.py (CTest fixture).

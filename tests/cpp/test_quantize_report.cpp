@@ -157,7 +157,11 @@ TEST(QuantizeReport, SizeFooterSumsThePlans) {
   t.add(vq::plan_layer(vq::Method::kRtn, 2, {4, 8}));  // 32 weights: 64 index bits, 4 rows x 4 levels fp16
   EXPECT_EQ(t.index_bits, 64);
   EXPECT_EQ(t.codebook_bits, 16 * 4 * 4);
-  EXPECT_EQ(report::size_footer(t, 1, 40),
+  // The 8 other parameters at 4 bytes: (64 + 256 + 256) bits over 40; at 2 bytes: (64 + 256 + 128).
+  EXPECT_EQ(report::size_footer(t, 1, 40, 4),
             "1 layers, 32 weights: 2.000 index + 8.000 codebook = 10.000 bits per weight; model 0.000 MB "
-            "(fp32 0.000 MB), 14.400 bits per parameter");
+            "with the rest at 32 bits (fp32 0.000 MB), 14.400 bits per parameter");
+  EXPECT_EQ(report::size_footer(t, 1, 40, 2),
+            "1 layers, 32 weights: 2.000 index + 8.000 codebook = 10.000 bits per weight; model 0.000 MB "
+            "with the rest at 16 bits (fp32 0.000 MB), 11.200 bits per parameter");
 }

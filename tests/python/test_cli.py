@@ -130,7 +130,8 @@ class Cli(unittest.TestCase):
         self.assertEqual(lines[0], f"vimvq {project_version}")
         # The tests run under the venv's PyTorch, whose LibTorch the binary is built against.
         self.assertTrue(lines[1].startswith(f"LibTorch {torch.__version__.split('+')[0]} (built against)"), lines)
-        self.assertEqual(lines[2], f"packed checkpoint format {packed.MAJOR}.0, model contract {CONTRACT_VERSION}")
+        self.assertEqual(lines[2], f"packed checkpoint format {packed.MAJOR}.0 (reads {packed.OLDEST_MAJOR}.x to {packed.MAJOR}.x), "
+                                   f"model contract {CONTRACT_VERSION}")
 
     def test_inspect_json(self):
         r = self.run_vimvq("inspect", MICRO, "--json")

@@ -1,6 +1,7 @@
 """Compressed inference (docs/MODEL_CONTRACT.md, "Compressed linears"): a packed model of a native
 export runs on its codes and codebooks through vimvq::vq_linear, in `vimvq eval` and in Python
 (vimlib.packed.load), and gives the dequantized dense model's outputs."""
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +35,8 @@ class Compressed(unittest.TestCase):
             out = os.path.join(cls.dir, f"{method}{bits}.vqpk")
             r = subprocess.run([BINARY, "quantize", cls.model, cls.data, "-o", out, "--bits", str(bits), "--method",
                                 method, "--iters", "6", "--calib-size", "8", "--batch-size", "4",
-                                "--agreement-images", "0", "--threads", "2"], capture_output=True, text=True)
+                                "--agreement-images", "0", "--threads", "2", "--report", out + ".json"],
+                               capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
             cls.packed[(method, bits)] = out
 
@@ -61,6 +63,11 @@ class Compressed(unittest.TestCase):
             self.assertEqual(full["codes"] + full["codebooks"], 0)
             self.assertLess(held["rest"], full["rest"])  # the quantized weights are not held
             self.assertEqual(held["total"], held["codes"] + held["codebooks"] + held["rest"])
+            # inspect and the quantize report count what eval's loaded model holds.
+            r = subprocess.run([BINARY, "inspect", packed, "--json"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["resident_bytes"], held, (method, bits))
+            self.assertEqual(read_json(packed + ".json")["size"]["resident_bytes"], held, (method, bits))
             for a, b in zip(rows, dense_rows):
                 self.assertEqual(a["pred1"], b["pred1"], (method, bits, a["path"]))
                 self.assertAlmostEqual(float(a["prob1"]), float(b["prob1"]), places=5)

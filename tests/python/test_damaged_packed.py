@@ -1,7 +1,8 @@
 """One corpus of damaged packed files, read from both sides: the C++ reader (`vimvq inspect`) and the
 Python one (scripts/read_packed.py, vimlib.packed) must refuse every designed-bad file with one
 error line, and agree (both refuse or both accept) on random damage. Every checksum is recomputed,
-so the readers' other checks are what is tested.
+so the readers' other checks are what is tested (the layer table's section checksums included,
+except where the damage is a section moved to another layer).
 
 The Python script runs in this process (its main(), argv and streams swapped in) for the corpus,
 and as its own process for the good file and one damaged one: an interpreter start that imports
@@ -40,7 +41,23 @@ def split(data: bytes):
     return data[:HEADER], sections
 
 
-def join(header: bytes, sections, count=None) -> bytes:
+def rebind(sections) -> None:
+    """Sets META's per-layer section checksums to the sections now there (where META parses)."""
+    try:
+        meta = json.loads(sections[0][1])
+        layers = meta["layers"]
+        for i, layer in enumerate(layers):
+            if isinstance(layer, dict) and 3 + 2 * i < len(sections):
+                layer["codebook_crc32"] = zlib.crc32(sections[2 + 2 * i][1])
+                layer["codes_crc32"] = zlib.crc32(sections[3 + 2 * i][1])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return
+    sections[0][1] = json.dumps(meta).encode()
+
+
+def join(header: bytes, sections, count=None, bind=True) -> bytes:
+    if bind:
+        rebind(sections)
     head = bytearray(header)
     struct.pack_into("<I", head, 12, len(sections) if count is None else count)
     struct.pack_into("<I", head, 16, zlib.crc32(bytes(head[:16])))
@@ -55,7 +72,7 @@ def edit_meta(data: bytes, edit) -> bytes:
     meta = json.loads(sections[0][1])
     edit(meta)
     sections[0][1] = json.dumps(meta).encode()
-    return join(header, sections)
+    return join(header, sections, bind=False)  # the sections are unchanged: their checksums stand
 
 
 def edit_sections(data: bytes, edit, count=None) -> bytes:
@@ -66,6 +83,18 @@ def edit_sections(data: bytes, edit, count=None) -> bytes:
 
 def set_layer(key, value, index=0):
     return lambda m: m["layers"][index].__setitem__(key, value)
+
+
+def swap_layer_sections(data):
+    """Layers 0 and 6 (in_proj of blocks 0 and 1, one shape) swap their codebook and codes, every
+    section CRC intact: only the layer table's checksums tell them apart."""
+    header, sections = split(data)
+    sections[2], sections[3], sections[14], sections[15] = sections[14], sections[15], sections[2], sections[3]
+    return join(header, sections, bind=False)
+
+
+def deflated(archive: bytes, declared=None) -> bytes:
+    return struct.pack("<Q", len(archive) if declared is None else declared) + zlib.compress(archive)
 
 
 def nan_codeword(sections):
@@ -113,7 +142,15 @@ DESIGNED = {
     "layer_not_an_object": lambda d: edit_meta(d, lambda m: m["layers"].__setitem__(0, 7)),
     "no_provenance": lambda d: edit_meta(d, lambda m: m.pop("provenance")),
     "meta_not_json": lambda d: edit_sections(d, lambda s: s[0].__setitem__(1, b"{not json")),
-    "arch_not_torchscript": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, b"junk")),
+    "arch_not_torchscript": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, deflated(b"junk"))),
+    "arch_not_deflated": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, struct.pack("<Q", 4) + b"junk")),
+    "arch_no_length": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, b"junk")),
+    "arch_length_bomb": lambda d: edit_sections(d, lambda s: s[1].__setitem__(1, deflated(b"junk", 1 << 62))),
+    "arch_length_short": lambda d: edit_sections(
+        d, lambda s: s[1].__setitem__(1, deflated(zlib.decompress(s[1][1][8:]), len(zlib.decompress(s[1][1][8:])) - 1))),
+    "swapped_layer_sections": swap_layer_sections,
+    "unbound_codebook": lambda d: edit_meta(d, set_layer("codebook_crc32", 7)),
+    "no_rest_dtype": lambda d: edit_meta(d, lambda m: m.pop("rest_dtype")),
     "swapped_tags": lambda d: edit_sections(d, lambda s: (s[2].__setitem__(0, b"CODE"), s[3].__setitem__(0, b"CBK1"))),
     "unknown_tag": lambda d: edit_sections(d, lambda s: s[3].__setitem__(0, b"XXXX")),
     "codes_short": lambda d: edit_sections(d, lambda s: s[3].__setitem__(1, s[3][1][:-1])),

@@ -20,6 +20,9 @@ struct SizeRecord {
   int64_t parameters = 0;    // every parameter of the model
   vq::SizeTotals quantized;  // the quantized weights' index and codebook bits
   int64_t packed_bytes = 0, code_bytes = 0, codebook_bytes = 0, architecture_bytes = 0;
+  std::string rest_dtype = "float16";  // how the unquantized parameters are stored
+  // What the packed model holds once loaded to run compressed (vimvq eval's default).
+  int64_t resident_codes = 0, resident_codebooks = 0, resident_rest = 0;
 };
 
 // The packed model against the original on `images` images of `data`.
@@ -68,7 +71,8 @@ std::string profile_markdown(const calib::Profile& profile);
 std::string layer_row(const calib::LayerRecord& layer, int num_blocks);
 std::string block_row(const calib::BlockRecord& block, int num_blocks, vq::Method method);
 // One line: layers, weights, index + codebook = effective bits per weight, model size.
-std::string size_footer(const vq::SizeTotals& totals, size_t layers, int64_t parameters);
+// rest_bytes: bytes per unquantized parameter as stored (2 for fp16).
+std::string size_footer(const vq::SizeTotals& totals, size_t layers, int64_t parameters, int rest_bytes);
 
 std::string shape_text(const std::vector<int64_t>& shape);
 

@@ -39,9 +39,10 @@ struct SizeTotals {
   double index_bpw() const { return weights ? static_cast<double>(index_bits) / weights : 0; }
   double codebook_bpw() const { return weights ? static_cast<double>(codebook_bits) / weights : 0; }
   double effective_bpw() const { return index_bpw() + codebook_bpw(); }
-  // Bytes of a model whose other parameters stay fp32 (the packed file adds its archive framing).
-  int64_t model_bytes(int64_t fp32_parameters) const {
-    return (index_bits + codebook_bits + fp32_parameters * 32 + 7) / 8;
+  // Bytes of a model whose other parameters take `rest_bytes` each (the packed file adds its
+  // archive framing, deflated).
+  int64_t model_bytes(int64_t other_parameters, int rest_bytes) const {
+    return (index_bits + codebook_bits + other_parameters * rest_bytes * 8 + 7) / 8;
   }
 };
 
