@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/optim/adam.h>
 
+#include "src/calib/batch_order.h"
 #include "src/calib/chain_ops.h"
 #include "vimvq/calib/matmul_precision.h"
 #include "vimvq/calib/plateau.h"
@@ -38,32 +39,6 @@ class EpochLosses {
   at::Tensor sum_;
 };
 
-// The steps' batches: a seeded permutation of the images, drawn afresh once the rest of it cannot
-// fill a batch.
-class BatchOrder {
- public:
-  BatchOrder(int64_t images, int64_t batch_size, at::Generator& generator, at::Device device)
-      : images_(images), batch_size_(batch_size), generator_(generator), device_(device) {
-    shuffle();
-  }
-  at::Tensor next() {
-    if (cursor_ + batch_size_ > images_) shuffle();
-    const at::Tensor batch = order_.slice(0, cursor_, std::min(images_, cursor_ + batch_size_));
-    cursor_ += batch_size_;
-    return batch;
-  }
-
- private:
-  void shuffle() {
-    order_ = at::randperm(images_, generator_).to(device_);
-    cursor_ = 0;
-  }
-  int64_t images_, batch_size_, cursor_ = 0;
-  at::Generator& generator_;
-  at::Device device_;
-  at::Tensor order_;
-};
-
 }  // namespace
 
 // Stage confirmations always get a record with the block loss around them; the final hardening
@@ -86,10 +61,11 @@ ScheduleParams schedule_params(const CalibrationParams& p) {
   return s;
 }
 
-vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer) {
+vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer,
+                                                  const std::string& name) {
   vq::LayerQuantizerOptions o;
   o.method = p.method;
-  o.bits = p.bits;
+  o.bits = bits_of(p, name);
   o.kmeans_iterations = p.kmeans_iterations;
   o.kmeans_max_points_per_centroid = p.kmeans_max_points_per_centroid;
   // Seeds differ per layer and block, and stay put when other blocks are included or not.
@@ -146,7 +122,7 @@ void BlockCalibrator::make_quantizers(const std::map<std::string, at::Tensor>& i
     const auto h = importances.find(info.local_name);
     quantizers_.push_back(
         vq::make_layer_quantizer(weights_.back(), h == importances.end() ? at::Tensor() : h->second,
-                                 layer_quantizer_options(params_, block_, quantizers_.size())));
+                                 layer_quantizer_options(params_, block_, quantizers_.size(), info.name)));
   }
 }
 

@@ -47,14 +47,16 @@ std::vector<LayerRecord> plan_layers(const model::VimModel& model, const Calibra
     r.name = l.name;
     r.block = l.block;
     r.shape = l.shape;
-    r.plan = vq::plan_layer(p.method, p.bits, l.shape);
+    r.bits = bits_of(p, l.name);
+    r.plan = vq::plan_layer(p.method, r.bits, l.shape);
     rows.push_back(std::move(r));
   }
   return rows;
 }
 
 int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers) {
-  return vq::is_calibrated(p.method) ? static_cast<int64_t>(p.iterations) * blocks_with_layers : 0;
+  return (vq::is_calibrated(p.method) ? static_cast<int64_t>(p.iterations) * blocks_with_layers : 0) +
+         p.e2e_steps;
 }
 
 namespace {
@@ -87,6 +89,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   const auto selected = select_layers(m, p);
   if (selected.empty()) throw Error("no quantizable layer matches the --include / --exclude patterns");
   for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);
+  // The end-to-end stage's targets, while every block is still full precision.
+  const at::Tensor teacher = p.e2e_steps > 0 ? teacher_logits(m, images, p.batch_size) : at::Tensor();
   Chain fp;
   {
     ScopedPhase t(profiler, -1, Phase::kCount);
@@ -132,6 +136,11 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     }
     ScopedPhase t(profiler, b, Phase::kChainAdvance);
     q = run_block(m, b, q, p.batch_size);  // the quantized chain moves on through the hard block
+  }
+  if (p.e2e_steps > 0) {
+    fp = q = Chain();  // the chains are done with
+    if (cb.on_end_to_end) cb.on_end_to_end(p.e2e_steps);
+    result.end_to_end = finetune_end_to_end(m, images, teacher, result.layers, p, generator, cb.advance);
   }
   // Blocks kept for the calibration's activations would only add to the peak of what follows
   // (writing, evaluation at another batch size).

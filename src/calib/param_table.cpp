@@ -189,9 +189,28 @@ const std::vector<ParamSpec>& table() {
       patterns("include", &P::include, "only layers matching these globs or substrings (empty: all)"),
       patterns("exclude", &P::exclude, "skip layers matching these globs or substrings"),
       seed_spec(),
+      real("target_bpw", &P::target_bpw, 0, 16, Bounds::kClosed,
+           "average bits per quantized weight, codebooks counted; each layer's width chosen by measured "
+           "output error, the total within 1 % below (0: every layer at `bits`)"),
+      integer("allocation_images", &P::allocation_images, 1, 1000000,
+              "calibration images the target_bpw allocation measures each layer's output error on"),
+      integer("e2e_steps", &P::e2e_steps, 0, 10000000,
+              "end-to-end stage after the block-wise pass: Adam steps on every codebook (codes fixed) "
+              "against the full-precision model's logits, KL loss (0: off)"),
+      real("e2e_lr", &P::e2e_lr, 0, 10, Bounds::kClosed,
+           "end-to-end stage: Adam learning rate of the codebooks"),
   };
   return specs;
 }
+
+}  // namespace
+
+int bits_of(const CalibrationParams& p, const std::string& layer) {
+  const auto it = p.layer_bits.find(layer);
+  return it == p.layer_bits.end() ? p.bits : it->second;
+}
+
+namespace {
 
 const ParamSpec* find_spec(const std::string& key) {
   for (const auto& s : table()) {

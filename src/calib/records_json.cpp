@@ -8,6 +8,7 @@ json record_json(const LayerRecord& l) {
   return {{"name", l.name},
           {"block", l.block},
           {"shape", l.shape},
+          {"bits", l.bits},
           {"plan",
            {{"numel", l.plan.numel},
             {"groups", l.plan.groups},
@@ -43,6 +44,7 @@ LayerRecord layer_record_from_json(const json& j) {
   l.name = j.at("name").get<std::string>();
   l.block = j.at("block").get<int>();
   l.shape = j.at("shape").get<std::vector<int64_t>>();
+  l.bits = j.value("bits", 0);
   const json& plan = j.at("plan");
   l.plan.numel = plan.at("numel").get<int64_t>();
   l.plan.groups = plan.at("groups").get<int64_t>();

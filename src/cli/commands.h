@@ -36,6 +36,7 @@ struct QuantizeOptions {
   std::string calib;
   std::string output;
   std::optional<std::string> bits;  // numeric flags as text: the parameter table parses them
+  std::optional<std::string> target_bpw;
   std::optional<std::string> method;
   bool no_hull_update = false;
   bool no_incremental = false;

@@ -90,6 +90,9 @@ CLI::App* add_quantize(CLI::App& app, QuantizeOptions& quant) {
   qu->add_option("-o,--output", quant.output,
                  "packed checkpoint to write (default:\nMODEL.METHOD-wBITS.vqpk beside it)");
   qu->add_option("--bits", quant.bits, "index bits per weight: 1, 2, 3 (or 4)")->type_name("INT");
+  qu->add_option("--target-bpw", quant.target_bpw,
+                 "average bits per weight, codebooks\ncounted: a width per layer")
+      ->type_name("FLOAT");
   qu->add_option("--method", quant.method, "vimvq (default), vq4dit, kmeans, rtn");
   qu->add_option("--device", quant.device, "cpu, cuda or cuda:N")->capture_default_str();
   qu->add_option("--threads", quant.threads, "threads (0: all cores)");

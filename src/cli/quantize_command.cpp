@@ -16,6 +16,7 @@
 #include "src/cli/progress.h"
 #include "src/cli/resume_state.h"
 #include "src/cli/runtime.h"
+#include "vimvq/calib/allocation.h"
 #include "vimvq/calib/calibrate.h"
 #include "vimvq/calib/matmul_precision.h"
 #include "vimvq/format/load_model.h"
@@ -50,6 +51,10 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
   }
   // Numeric flags arrive as text and go through the table like --set: its ranges hold for all.
   if (o.bits) calib::set_param_text(p, "bits", *o.bits, "--bits " + *o.bits);
+  if (o.target_bpw) {
+    if (o.bits) throw Error("--bits and --target-bpw: give one (a target chooses each layer's width)");
+    calib::set_param_text(p, "target_bpw", *o.target_bpw, "--target-bpw " + *o.target_bpw);
+  }
   if (o.method) calib::set_param_json(p, "method", *o.method, "--method '" + *o.method + "'");
   if (o.no_hull_update) p.hull_update = false;
   if (o.no_incremental) p.incremental = false;
@@ -115,8 +120,9 @@ int dry_run(const std::vector<calib::LayerRecord>& planned, int num_blocks, int6
 // vim_t.vimvq-w2.vqpk), so that runs at other settings do not overwrite each other.
 std::string default_output(const std::string& model, const calib::CalibrationParams& p) {
   std::filesystem::path path(model);
-  path.replace_filename(path.stem().string() + "." + vq::method_name(p.method) + "-w" +
-                        std::to_string(p.bits) + ".vqpk");
+  const std::string width =
+      p.target_bpw > 0 ? strprintf("bpw%g", p.target_bpw) : "w" + std::to_string(p.bits);
+  path.replace_filename(path.stem().string() + "." + vq::method_name(p.method) + "-" + width + ".vqpk");
   return path.string();
 }
 
@@ -190,8 +196,19 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
     if (progress) progress->advance(n);
   };
   cb.on_checkpoint = checkpoint;
+  cb.on_end_to_end = [&](int steps) {
+    log::info(
+        strprintf("end-to-end stage: %d steps on every codebook (codes fixed) against the full-precision "
+                  "logits",
+                  steps));
+  };
   calib::CalibrationResult result = calib::quantize_model(model, images, p, cb, profiler, resume);
   if (progress) progress->finish();
+  if (const auto& e = result.end_to_end)
+    log::info(
+        strprintf("end-to-end stage: mean KL against full precision %.4g -> %.4g on %lld calibration "
+                  "images, %.1f s",
+                  e->kl_before, e->kl_after, static_cast<long long>(e->images), e->seconds));
   check_against_plan(planned, result.layer_records);
   return result;
 }
@@ -234,6 +251,7 @@ format::PackedCheckpoint packed_checkpoint(const QuantizeOptions& o, const calib
       {"tool_version", VIMVQ_VERSION},
       {"source_model", std::filesystem::path(o.model).filename().string()},
       {"bits", p.bits},
+      {"layer_bits", p.layer_bits},
       {"method", vq::method_name(p.method)},
       {"params", calib::to_json(p)},
       {"seed", p.seed},
@@ -289,11 +307,45 @@ void stage_reports(const QuantizeOptions& o, const report::QuantizeReport& r, Ou
 void log_plan(const std::string& path, const model::VimModel& model,
               const std::vector<calib::LayerRecord>& planned, const calib::CalibrationParams& p) {
   const vq::SizeTotals totals = totals_of(planned);
+  const std::string widths =
+      p.target_bpw > 0 ? strprintf("widths for %g bpw", p.target_bpw) : strprintf("%d bits", p.bits);
   log::info(strprintf(
-      "%s: %zu of %zu quantizable layers, %lld weights; %s at %d bits: %.3f index + %.3f "
+      "%s: %zu of %zu quantizable layers, %lld weights; %s at %s: %.3f index + %.3f "
       "codebook bpw",
       path.c_str(), planned.size(), model.quantizable_layers().size(), static_cast<long long>(totals.weights),
-      vq::method_name(p.method), p.bits, totals.index_bpw(), totals.codebook_bpw()));
+      vq::method_name(p.method), widths.c_str(), totals.index_bpw(), totals.codebook_bpw()));
+}
+
+// --target-bpw: each layer's width from its measured output errors; the layers planned again.
+std::vector<calib::LayerRecord> allocate_to_target(model::VimModel& model,
+                                                   const CalibrationImages& calibration,
+                                                   calib::CalibrationParams& p,
+                                                   const std::vector<calib::LayerRecord>& planned) {
+  const auto t0 = Clock::now();
+  const int64_t images = std::min<int64_t>(p.allocation_images, calibration.images.size(0));
+  log::info(strprintf("--target-bpw %g: measuring each layer's output error at each width on %lld images",
+                      p.target_bpw, static_cast<long long>(images)));
+  const auto options =
+      calib::measure_width_options(model, calibration.images.to(model.device()), p, planned, images);
+  const calib::Allocation a = calib::allocate_widths(options, p.target_bpw);
+  p.layer_bits = a.bits;
+  std::map<int, int> layers_at;
+  for (const auto& [name, bits] : a.bits) ++layers_at[bits];
+  std::string mix;
+  for (const auto& [bits, count] : layers_at)
+    mix += strprintf("%s%d at %d bits", mix.empty() ? "" : ", ", count, bits);
+  log::info(strprintf("allocation: %.4f bits per weight (target %g): %s; %.1f s", a.bpw(), p.target_bpw,
+                      mix.c_str(), std::chrono::duration<double>(Clock::now() - t0).count()));
+  return calib::plan_layers(model, p);
+}
+
+CalibrationImages load_and_log_calibration(const QuantizeOptions& o, const calib::CalibrationParams& p,
+                                           const model::ModelMetadata& meta, int threads) {
+  CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
+  log::info(strprintf("calibration: %lld images from %s (list hash %s)",
+                      static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
+                      calibration.list_hash.c_str()));
+  return calibration;
 }
 
 // Refuses parameters the model's device cannot honour; warns where they cost time.
@@ -319,6 +371,7 @@ void record_calibration(const QuantizeOptions& o, const CalibrationImages& calib
   r.list_hash = calibration.list_hash;
   r.layers = result.layer_records;
   r.blocks = result.blocks;
+  r.end_to_end = result.end_to_end;
   r.size.parameters = parameters;
   r.size.quantized = totals_of(result.layer_records);
   r.size.packed_bytes = sizes.file_bytes;
@@ -385,13 +438,16 @@ int run_quantize(const QuantizeOptions& given) {
   auto model = format::load_model(o.model, device);
   const auto& meta = model.metadata();
   check_model_and_device(model, p);
-  const auto planned = calib::plan_layers(model, p);
+  auto planned = calib::plan_layers(model, p);
   if (planned.empty())
     throw Error("no quantizable layer of " + o.model + " matches the --include / --exclude patterns");
-  log_plan(o.model, model, planned, p);
   if (given.output.empty()) log::info("output (no -o given): " + o.output);
-  if (o.dry_run)
+  if (o.dry_run) {
+    if (p.target_bpw > 0)
+      planned = allocate_to_target(model, load_and_log_calibration(o, p, meta, threads), r.params, planned);
+    log_plan(o.model, model, planned, p);
     return dry_run(planned, meta.num_blocks, model.num_parameters(), format::parse_rest_dtype(o.rest_dtype));
+  }
   const bool output_file = output_is_a_file(o.output);
   const bool resumable = output_file && name_fits(resume_state_path(o.output));
   OutputSet files;
@@ -401,10 +457,9 @@ int run_quantize(const QuantizeOptions& given) {
               ", so no resume state is kept (an interrupted run starts again)");
   set_interrupt_message("quantize of " + o.model + " stopped; nothing was written");
 
-  const CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
-  log::info(strprintf("calibration: %lld images from %s (list hash %s)",
-                      static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
-                      calibration.list_hash.c_str()));
+  const CalibrationImages calibration = load_and_log_calibration(o, p, meta, threads);
+  if (p.target_bpw > 0) planned = allocate_to_target(model, calibration, r.params, planned);
+  log_plan(o.model, model, planned, p);
   std::optional<calib::Profiler> profiler;
   if (o.profile) profiler.emplace(device);
   calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,

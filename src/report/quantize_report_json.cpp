@@ -11,6 +11,7 @@ json layer_json(const calib::LayerRecord& l) {
   return {{"name", l.name},
           {"shape", l.shape},
           {"shape_text", shape_text(l.shape)},
+          {"bits", l.bits},
           {"numel", l.plan.numel},
           {"k", l.plan.k},
           {"d", l.plan.d},
@@ -86,6 +87,12 @@ json to_json(const QuantizeReport& r) {
   if (r.accuracy) j["accuracy"] = accuracy_json(*r.accuracy);
   if (r.agreement) j["agreement"] = agreement_json(*r.agreement);
   if (r.profile) j["profile"] = profile_json(*r.profile);
+  if (r.end_to_end)
+    j["end_to_end"] = {{"steps", r.end_to_end->steps},
+                       {"images", r.end_to_end->images},
+                       {"kl_before", r.end_to_end->kl_before},
+                       {"kl_after", r.end_to_end->kl_after},
+                       {"seconds", r.end_to_end->seconds}};
   j["peak_memory_mb"] = r.peak_memory_mb;
   j["timing"] = {{"calibration_seconds", r.calibration_seconds}, {"wall_seconds", r.wall_seconds}};
   return j;

@@ -64,7 +64,12 @@ TEST(Params, EveryKeyIsListedWithItsDefaultAndADoc) {
 }
 
 TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
-  const std::multimap<std::string, std::string> bad = {{"bits", "0"},
+  const std::multimap<std::string, std::string> bad = {{"target_bpw", "-1"},
+                                                       {"target_bpw", "17"},
+                                                       {"allocation_images", "0"},
+                                                       {"e2e_steps", "-1"},
+                                                       {"e2e_lr", "-0.1"},
+                                                       {"bits", "0"},
                                                        {"bits", "5"},
                                                        {"bits", "2.5"},
                                                        {"method", "gptq"},

@@ -30,7 +30,9 @@ struct Chain {
 
 // The calibration parameters as the schedule and as block `block`'s layer number `layer` see them.
 ScheduleParams schedule_params(const CalibrationParams& p);
-vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer);
+// `name`: the layer's full name, for its width (bits_of).
+vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, int block, size_t layer,
+                                                  const std::string& name);
 
 class BlockCalibrator {
  public:

@@ -6,9 +6,11 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "vimvq/calib/end_to_end.h"
 #include "vimvq/calib/params.h"
 #include "vimvq/calib/profile.h"
 #include "vimvq/calib/records.h"
@@ -21,6 +23,7 @@ struct CalibrationResult {
   std::vector<vq::QuantizedWeight> layers;
   std::vector<LayerRecord> layer_records;
   std::vector<BlockRecord> blocks;
+  std::optional<EndToEndRecord> end_to_end;  // with p.e2e_steps > 0
   double seconds = 0;
 };
 
@@ -36,6 +39,7 @@ struct Callbacks {
   std::function<void(const LayerRecord&)> on_layer;  // as each layer is finished
   std::function<void(const BlockRecord&)> on_block;  // as each block is finished
   std::function<void(int64_t steps)> advance;        // optimisation steps done (progress bar)
+  std::function<void(int steps)> on_end_to_end;      // as the end-to-end stage starts
   // After each calibrated block but the last: where a resumed run would start, what is done so far
   // (not copied: the state grows with every block), and the batch generator's state.
   std::function<void(int next_block, const CalibrationResult& done, const at::Tensor& generator_state)>
@@ -52,7 +56,8 @@ void check_model_supports(const model::VimModel& model, const CalibrationParams&
 // What each selected layer will take, without doing any work: the rows a dry run prints.
 std::vector<LayerRecord> plan_layers(const model::VimModel& model, const CalibrationParams& p);
 
-// Total optimisation steps quantize_model will take (for the progress bar).
+// Total optimisation steps quantize_model will take (for the progress bar), the end-to-end
+// stage's included.
 int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers);
 
 // Quantizes `model` in place (its selected weights become the stored, fp16-codebook weights).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -44,7 +45,16 @@ struct CalibrationParams {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
   uint64_t seed = 1234;
+  double target_bpw = 0;           // 0: every layer at `bits`; else a width per layer (calib/allocation.h)
+  int64_t allocation_images = 32;  // calibration images the allocation measures output errors on
+  int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
+  double e2e_lr = 1e-4;
+  // Not a knob: the allocation's width per layer, set before the layers are planned.
+  std::map<std::string, int> layer_bits;
 };
+
+// The width of one layer: the allocation's, else `bits`.
+int bits_of(const CalibrationParams& p, const std::string& layer);
 
 // Sets one knob from a JSON value; throws vimvq::Error "<source>: <key> ..." for an unknown key, a
 // value of the wrong type or one out of range (nothing is wrapped or truncated).

@@ -14,6 +14,7 @@ struct LayerRecord {
   std::string name;
   int block = 0;
   std::vector<int64_t> shape;
+  int bits = 0;  // its width (all alike but with --target-bpw)
   vq::LayerPlan plan;
   bool calibrated = false;      // false: planned only (a dry run); the errors below are unset
   double weight_error = 0;      // ||W' - W||^2 / ||W||^2, W' as stored (fp16 codebook)

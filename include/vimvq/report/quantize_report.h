@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "vimvq/calib/end_to_end.h"
 #include "vimvq/calib/params.h"
 #include "vimvq/calib/profile.h"
 #include "vimvq/calib/records.h"
@@ -57,7 +58,8 @@ struct QuantizeReport {
   SizeRecord size;
   std::optional<AccuracyRecord> accuracy;
   std::optional<AgreementRecord> agreement;
-  std::optional<calib::Profile> profile;  // with --profile
+  std::optional<calib::Profile> profile;            // with --profile
+  std::optional<calib::EndToEndRecord> end_to_end;  // with e2e_steps > 0
   double calibration_seconds = 0, wall_seconds = 0, peak_memory_mb = 0;
 };
 

@@ -1,0 +1,35 @@
+// The end-to-end stage after the block-wise pass (docs/METHOD.md, "End-to-end stage"): every
+// quantized layer's codebooks fine-tuned together, codes fixed, on KL(full-precision logits ||
+// quantized logits) over the calibration images.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <vector>
+
+#include "vimvq/calib/params.h"
+#include "vimvq/model/vim_model.h"
+#include "vimvq/vq/quantized_weight.h"
+
+namespace vimvq::calib {
+
+struct EndToEndRecord {
+  int steps = 0;
+  int64_t images = 0;                  // the images the KL figures below are measured on
+  double kl_before = 0, kl_after = 0;  // mean KL(full precision || quantized), hard weights
+  double seconds = 0;
+};
+
+// The full-precision model's logits on `images` (N, C, H, W), computed in slices of `slice_rows`.
+at::Tensor teacher_logits(model::VimModel& model, const at::Tensor& images, int64_t slice_rows);
+
+// p.e2e_steps Adam steps (rate p.e2e_lr) on batches of p.batch_size drawn by `generator`. The
+// model must hold the layers' hard weights; it holds the tuned ones after, and `layers` their
+// codebooks (fp16 values, as stored).
+EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& images,
+                                   const at::Tensor& teacher, std::vector<vq::QuantizedWeight>& layers,
+                                   const CalibrationParams& p, at::Generator& generator,
+                                   const std::function<void(int64_t)>& advance);
+
+}  // namespace vimvq::calib

@@ -1,0 +1,113 @@
+#include "vimvq/calib/end_to_end.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/optim/adam.h>
+
+#include <chrono>
+
+#include "src/calib/batch_order.h"
+#include "vimvq/model/parameter_slot.h"
+
+namespace vimvq::calib {
+namespace {
+
+// The KL figures of the record: a fixed, evenly spread subset (they are reports).
+constexpr int64_t kReportImages = 256;
+
+// One layer as the stage trains it: its weight is codebook rows gathered by fixed indices.
+struct TrainedLayer {
+  model::ParameterSlot slot;
+  at::Tensor codebook;  // (groups * k, d), a leaf that requires grad
+  at::Tensor rows;      // (n_sub) row of each sub-vector: group * k + code
+  int64_t numel;
+  std::vector<int64_t> shape;
+
+  at::Tensor weight() const {
+    return codebook.index_select(0, rows).reshape({-1}).slice(0, 0, numel).view(shape);
+  }
+};
+
+at::Tensor mean_kl(const at::Tensor& teacher, const at::Tensor& student) {
+  const at::Tensor log_p = at::log_softmax(teacher, -1), log_q = at::log_softmax(student, -1);
+  return (log_p.exp() * (log_p - log_q)).sum(-1).mean();
+}
+
+double kl_on(model::VimModel& model, const at::Tensor& images, const at::Tensor& teacher,
+             const at::Tensor& rows, int64_t slice_rows) {
+  c10::NoGradGuard no_grad;
+  double sum = 0;
+  for (int64_t s = 0; s < rows.size(0); s += slice_rows) {
+    const at::Tensor part = rows.slice(0, s, std::min(rows.size(0), s + slice_rows));
+    sum +=
+        mean_kl(teacher.index_select(0, part), model.forward(images.index_select(0, part))).item<double>() *
+        static_cast<double>(part.size(0));
+  }
+  return sum / static_cast<double>(rows.size(0));
+}
+
+}  // namespace
+
+at::Tensor teacher_logits(model::VimModel& model, const at::Tensor& images, int64_t slice_rows) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> parts;
+  for (int64_t s = 0; s < images.size(0); s += slice_rows)
+    parts.push_back(model.forward(images.slice(0, s, std::min(images.size(0), s + slice_rows))));
+  return at::cat(parts);
+}
+
+EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& images,
+                                   const at::Tensor& teacher, std::vector<vq::QuantizedWeight>& layers,
+                                   const CalibrationParams& p, at::Generator& generator,
+                                   const std::function<void(int64_t)>& advance) {
+  const auto start = std::chrono::steady_clock::now();
+  const at::Device device = images.device();
+  const int64_t n = images.size(0);
+  EndToEndRecord record;
+  const int64_t report_count = std::min(n, kReportImages);
+  const at::Tensor report_rows = at::arange(report_count, at::TensorOptions().dtype(at::kLong))
+                                     .mul(n)
+                                     .div(report_count, "floor")
+                                     .to(device);
+  record.images = report_count;
+  record.kl_before = kl_on(model, images, teacher, report_rows, p.batch_size);
+
+  std::vector<TrainedLayer> trained;
+  std::vector<at::Tensor> books;
+  for (const auto& l : layers) {
+    const auto n_sub = static_cast<int64_t>(l.codes.size());
+    at::Tensor codes = at::empty({n_sub}, at::kByte);
+    std::copy(l.codes.begin(), l.codes.end(), codes.data_ptr<uint8_t>());
+    const at::Tensor group =
+        at::arange(n_sub, at::TensorOptions().dtype(at::kLong)).div(n_sub / l.groups, "floor");
+    int64_t numel = 1;
+    for (auto s : l.shape) numel *= s;
+    trained.push_back({model::ParameterSlot(model.module(), l.name),
+                       l.codebook.to(device, at::kFloat).clone().requires_grad_(true),
+                       (group * l.k + codes.to(at::kLong)).to(device), numel, l.shape});
+    books.push_back(trained.back().codebook);
+  }
+  torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
+  BatchOrder batches(n, p.batch_size, generator, device);
+  for (int s = 0; s < p.e2e_steps; ++s) {
+    for (auto& t : trained) t.slot.set(t.weight());
+    const at::Tensor batch = batches.next();
+    const at::Tensor loss =
+        mean_kl(teacher.index_select(0, batch), model.forward(images.index_select(0, batch)));
+    optimiser.zero_grad();
+    loss.backward();
+    optimiser.step();
+    if (advance) advance(1);
+  }
+  // Stored as fp16: the model runs, and the KL is measured, with what is written.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    layers[i].codebook = trained[i].codebook.detach().to(at::kHalf).to(at::kFloat).to(at::kCPU);
+    trained[i].slot.set(layers[i].dequantize().to(device));
+  }
+  record.steps = p.e2e_steps;
+  record.kl_after = kl_on(model, images, teacher, report_rows, p.batch_size);
+  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return record;
+}
+
+}  // namespace vimvq::calib

@@ -1,0 +1,118 @@
+// --target-bpw's allocator on made-up layers (what it chooses) and on vim_micro (what it measures).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "test_util.h"
+#include "vimvq/calib/allocation.h"
+#include "vimvq/calib/calibrate.h"
+#include "vimvq/util/error.h"
+
+using namespace vimvq;
+
+namespace {
+
+// A layer of `numel` weights whose widths 1..4 cost exactly bits x numel (no tables: k = 0 leaves
+// the codebook term out), with the given output errors.
+calib::LayerOptions layer(const std::string& name, int64_t numel, std::vector<double> errors) {
+  calib::LayerOptions l{name, {}};
+  for (size_t i = 0; i < errors.size(); ++i) {
+    calib::WidthOption w;
+    w.bits = static_cast<int>(i) + 1;
+    w.plan.numel = numel;
+    w.plan.d = 1;
+    w.plan.k = 0;
+    w.plan.code_bits = w.bits;
+    w.output_error = errors[i];
+    l.widths.push_back(w);
+  }
+  return l;
+}
+
+std::string refusal(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Allocation, SpendsBitsWhereTheErrorFallsMostAndLandsWithinOnePercentBelow) {
+  // Same size; layer "a" loses far more error per bit than "b".
+  const std::vector<calib::LayerOptions> layers = {layer("a", 1000, {100, 10, 5, 4}),
+                                                   layer("b", 1000, {1, 0.5, 0.4, 0.3})};
+  const auto a = calib::allocate_widths(layers, 2.5);
+  EXPECT_EQ(a.weights, 2000);
+  EXPECT_LE(a.bpw(), 2.5);
+  EXPECT_GE(a.bpw(), 0.99 * 2.5);
+  EXPECT_GT(a.bits.at("a"), a.bits.at("b"));
+  // Every exact total is honoured, whatever the target, over random layers.
+  std::mt19937 rng(3);
+  std::vector<calib::LayerOptions> many;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t numel = 64 + static_cast<int64_t>(rng() % 5000);
+    double e = 1 + rng() % 1000;
+    std::vector<double> errors;
+    for (int b = 0; b < 4; ++b) errors.push_back(e /= 1.5 + (rng() % 100) / 50.0);
+    many.push_back(layer("l" + std::to_string(i), numel, errors));
+  }
+  for (double target : {1.0, 1.3, 2.0, 2.77, 3.5}) {
+    const auto r = calib::allocate_widths(many, target);
+    int64_t bits = 0;
+    for (const auto& l : many)
+      for (const auto& w : l.widths)
+        if (w.bits == r.bits.at(l.name)) bits += w.stored_bits();
+    EXPECT_EQ(bits, r.stored_bits) << target;
+    EXPECT_LE(r.bpw(), target) << target;
+    EXPECT_GE(r.bpw(), 0.99 * target) << target;
+  }
+}
+
+TEST(Allocation, RefusesTargetsOutOfReach) {
+  const std::vector<calib::LayerOptions> layers = {layer("a", 1000, {4, 3, 2, 1})};
+  EXPECT_NE(refusal([&] { calib::allocate_widths(layers, 0.5); }).find("below what these layers"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { calib::allocate_widths(layers, 9); }).find("above what these layers"),
+            std::string::npos);
+  // One layer of 10 weights: 2 bits is 20 bits, 3 bits 30; 2.9 can only be met 31 % below.
+  const std::vector<calib::LayerOptions> coarse = {layer("a", 10, {4, 3, 2, 1})};
+  EXPECT_NE(refusal([&] { calib::allocate_widths(coarse, 2.9); }).find("more than 1 % below"),
+            std::string::npos);
+  EXPECT_NEAR(calib::allocate_widths(coarse, 3.0).bpw(), 3.0, 1e-12);
+}
+
+TEST(Allocation, MeasuresEveryWidthOfEveryLayerOnTheModel) {
+  auto model = model::VimModel::load((vimvq::test::data_dir() / "vim_micro.pt").string());
+  calib::CalibrationParams p;
+  p.method = vq::Method::kKmeans;
+  const auto planned = calib::plan_layers(model, p);
+  const at::Tensor images = at::randn({4, 3, 32, 32}, at::TensorOptions().dtype(at::kFloat));
+  const auto options = calib::measure_width_options(model, images, p, planned, 4);
+  ASSERT_EQ(options.size(), planned.size());
+  for (size_t i = 0; i < options.size(); ++i) {
+    EXPECT_EQ(options[i].name, planned[i].name);
+    ASSERT_EQ(options[i].widths.size(), 4u);
+    for (size_t j = 0; j + 1 < options[i].widths.size(); ++j)
+      EXPECT_LE(options[i].widths[j].stored_bits(), options[i].widths[j + 1].stored_bits())
+          << options[i].name;
+    // Wider codes fit the weight better: the widest's output error is below the narrowest's.
+    EXPECT_LT(options[i].widths.back().output_error, options[i].widths.front().output_error)
+        << options[i].name;
+    EXPECT_GE(options[i].widths.back().output_error, 0);
+  }
+  // The allocation then plans each layer at its width.
+  const auto a = calib::allocate_widths(options, 5.0);  // vim_micro: 3.792 to 7.095 bits per weight
+  p.layer_bits = a.bits;
+  const auto replanned = calib::plan_layers(model, p);
+  int64_t bits = 0, weights = 0;
+  for (const auto& l : replanned) {
+    EXPECT_EQ(l.bits, a.bits.at(l.name));
+    bits += l.plan.index_bits() + l.plan.codebook_bits();
+    weights += l.plan.numel;
+  }
+  EXPECT_EQ(bits, a.stored_bits);
+  EXPECT_EQ(weights, a.weights);
+}
