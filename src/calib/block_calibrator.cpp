@@ -328,6 +328,7 @@ std::vector<vq::QuantizedWeight> BlockCalibrator::finish(std::vector<LayerRecord
     r.name = layers_[i].name;
     r.block = block_;
     r.shape = layers_[i].shape;
+    r.bits = bits_of(params_, layers_[i].name);
     r.plan = stored[i].plan();
     r.calibrated = true;
     const at::Tensor w = weights_[i].to(at::kCPU);

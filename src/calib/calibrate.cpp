@@ -79,6 +79,21 @@ std::vector<model::LayerInfo> layers_of_block(const std::vector<model::LayerInfo
   return layers;
 }
 
+// Where a resumed run starts: its finished blocks in `result`, the generator where it stood.
+int continue_from(const ResumePoint* resume, CalibrationResult& result, at::Generator& generator) {
+  if (!resume) return 0;
+  result = resume->done;
+  generator.set_state(resume->generator_state);
+  return resume->next_block;
+}
+
+void end_to_end_stage(model::VimModel& m, const at::Tensor& images, const at::Tensor& teacher,
+                      const CalibrationParams& p, at::Generator& generator, const Callbacks& cb,
+                      CalibrationResult& result) {
+  if (cb.on_end_to_end) cb.on_end_to_end(p.e2e_steps);
+  result.end_to_end = finetune_end_to_end(m, images, teacher, result.layers, p, generator, cb.advance);
+}
+
 }  // namespace
 
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
@@ -99,11 +114,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   Chain q = fp;
   CalibrationResult result;
   at::Generator generator = at::detail::createCPUGenerator(p.seed);
-  const int first_block = resume ? resume->next_block : 0;
-  if (resume) {
-    result = resume->done;
-    generator.set_state(resume->generator_state);
-  }
+  const int first_block = continue_from(resume, result, generator);
   const int last_block = selected.back().block;  // nothing after it needs the chains
   for (int b = 0; b <= last_block; ++b) {
     const std::vector<model::LayerInfo> layers = layers_of_block(selected, b);
@@ -139,8 +150,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   }
   if (p.e2e_steps > 0) {
     fp = q = Chain();  // the chains are done with
-    if (cb.on_end_to_end) cb.on_end_to_end(p.e2e_steps);
-    result.end_to_end = finetune_end_to_end(m, images, teacher, result.layers, p, generator, cb.advance);
+    end_to_end_stage(m, images, teacher, p, generator, cb, result);
   }
   // Blocks kept for the calibration's activations would only add to the peak of what follows
   // (writing, evaluation at another batch size).

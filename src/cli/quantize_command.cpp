@@ -421,6 +421,20 @@ void commit_outputs(const QuantizeOptions& o, OutputSet& files, bool resumable) 
   log::info(written);
 }
 
+// The packed file staged for the commit, its sizes and resident bytes in the report.
+void stage_packed(const QuantizeOptions& o, model::VimModel& model, calib::CalibrationResult& result,
+                  const CalibrationImages& calibration, OutputSet& files, report::QuantizeReport& r) {
+  format::SizeBreakdown sizes;
+  const format::PackedCheckpoint packed = packed_checkpoint(o, r.params, model, result, calibration);
+  files.stage(o.output, format::packed_bytes(o.output, packed, &sizes));
+  log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + %s parameters %.3f)",
+                      o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
+                      sizes.codebook_bytes / 1e6, format::rest_dtype_name(packed.rest),
+                      sizes.architecture_bytes / 1e6));
+  record_calibration(o, calibration, result, model.num_parameters(), sizes, r);
+  record_resident(o.output, packed, r.size);
+}
+
 }  // namespace
 
 void print_params_help() { std::fputs(calib::params_help().c_str(), stdout); }
@@ -465,15 +479,7 @@ int run_quantize(const QuantizeOptions& given) {
   calib::CalibrationResult result = calibrate_resumably(o, p, model, calibration, planned, threads, device,
                                                         resumable, profiler ? &*profiler : nullptr);
   log::debug(cpu_block_cache_summary());
-  format::SizeBreakdown sizes;
-  const format::PackedCheckpoint packed = packed_checkpoint(o, p, model, result, calibration);
-  files.stage(o.output, format::packed_bytes(o.output, packed, &sizes));
-  log::info(strprintf("packed %s (%.3f MB: codes %.3f, codebooks %.3f, architecture + %s parameters %.3f)",
-                      o.output.c_str(), sizes.file_bytes / 1e6, sizes.code_bytes / 1e6,
-                      sizes.codebook_bytes / 1e6, format::rest_dtype_name(packed.rest),
-                      sizes.architecture_bytes / 1e6));
-  record_calibration(o, calibration, result, model.num_parameters(), sizes, r);
-  record_resident(o.output, packed, r.size);
+  stage_packed(o, model, result, calibration, files, r);
   if (o.eval_data) {
     r.accuracy = evaluate_both(o, files.staged_path(o.output).string(), meta, threads, device);
   } else if (o.agreement_images > 0 && output_file) {
