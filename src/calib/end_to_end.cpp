@@ -7,7 +7,9 @@
 #include <chrono>
 
 #include "src/calib/batch_order.h"
+#include "src/calib/chain_ops.h"
 #include "vimvq/model/parameter_slot.h"
+#include "vimvq/vq/subvectors.h"
 
 namespace vimvq::calib {
 namespace {
@@ -19,13 +21,10 @@ constexpr int64_t kReportImages = 256;
 struct TrainedLayer {
   model::ParameterSlot slot;
   at::Tensor codebook;  // (groups * k, d), a leaf that requires grad
-  at::Tensor rows;      // (n_sub) row of each sub-vector: group * k + code
-  int64_t numel;
+  at::Tensor rows;      // (n_sub) QuantizedWeight::codebook_rows
   std::vector<int64_t> shape;
 
-  at::Tensor weight() const {
-    return codebook.index_select(0, rows).reshape({-1}).slice(0, 0, numel).view(shape);
-  }
+  at::Tensor weight() const { return vq::from_subvectors(codebook.index_select(0, rows), shape); }
 };
 
 at::Tensor mean_kl(const at::Tensor& teacher, const at::Tensor& student) {
@@ -65,26 +64,16 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
   const int64_t n = images.size(0);
   EndToEndRecord record;
   const int64_t report_count = std::min(n, kReportImages);
-  const at::Tensor report_rows = at::arange(report_count, at::TensorOptions().dtype(at::kLong))
-                                     .mul(n)
-                                     .div(report_count, "floor")
-                                     .to(device);
+  const at::Tensor report_rows = spread_rows(n, report_count, device);
   record.images = report_count;
   record.kl_before = kl_on(model, images, teacher, report_rows, p.batch_size);
 
   std::vector<TrainedLayer> trained;
   std::vector<at::Tensor> books;
   for (const auto& l : layers) {
-    const auto n_sub = static_cast<int64_t>(l.codes.size());
-    at::Tensor codes = at::empty({n_sub}, at::kByte);
-    std::copy(l.codes.begin(), l.codes.end(), codes.data_ptr<uint8_t>());
-    const at::Tensor group =
-        at::arange(n_sub, at::TensorOptions().dtype(at::kLong)).div(n_sub / l.groups, "floor");
-    int64_t numel = 1;
-    for (auto s : l.shape) numel *= s;
     trained.push_back({model::ParameterSlot(model.module(), l.name),
                        l.codebook.to(device, at::kFloat).clone().requires_grad_(true),
-                       (group * l.k + codes.to(at::kLong)).to(device), numel, l.shape});
+                       l.codebook_rows().to(device), l.shape});
     books.push_back(trained.back().codebook);
   }
   torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));

@@ -13,6 +13,7 @@
 #include "vimvq/format/load_model.h"
 #include "vimvq/log/log.h"
 #include "vimvq/report/evaluate.h"
+#include "vimvq/report/quantize_report.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/output_set.h"
 #include "vimvq/util/strprintf.h"
@@ -122,6 +123,24 @@ data::Dataset eval_dataset(const EvalOptions& o, const model::ModelMetadata& met
   return ds;
 }
 
+// The --report JSON: the metrics, and what ran them on what.
+nlohmann::json eval_json(const EvalOptions& o, const report::EvalResult& r, const model::ModelMetadata& meta,
+                         const c10::Device& device, int threads, int compressed_layers,
+                         const model::VimModel::ResidentBytes& resident) {
+  nlohmann::json j = report::to_json(r, meta);
+  j["tool"] = "vimvq";
+  j["command"] = "eval";
+  j["model"] = o.model;
+  j["data"] = o.data;
+  j["device"] = device.str();
+  j["threads"] = threads;
+  j["batch_size"] = o.batch_size;
+  j["compressed_layers"] = compressed_layers;
+  j["resident_bytes"] = report::resident_json(resident.codes, resident.codebooks, resident.rest);
+  if (o.reference) j["reference"]["model"] = *o.reference;
+  return j;
+}
+
 }  // namespace
 
 int run_eval(const EvalOptions& o) {
@@ -166,21 +185,8 @@ int run_eval(const EvalOptions& o) {
     throw Error(o.data + ": no image could be read (" + std::to_string(r.skipped.size()) +
                 " skipped), so there is nothing to report");
 
-  nlohmann::json j = report::to_json(r, meta);
-  j["tool"] = "vimvq";
-  j["command"] = "eval";
-  j["model"] = o.model;
-  j["data"] = o.data;
-  j["device"] = device.str();
-  j["threads"] = threads;
-  j["batch_size"] = o.batch_size;
-  j["compressed_layers"] = compressed_layers;
-  j["resident_bytes"] = {{"codes", resident.codes},
-                         {"codebooks", resident.codebooks},
-                         {"rest", resident.rest},
-                         {"total", resident.total()}};
+  nlohmann::json j = eval_json(o, r, meta, device, threads, compressed_layers, resident);
   j["wall_seconds"] = std::chrono::duration<double>(Clock::now() - t_start).count();
-  if (reference) j["reference"]["model"] = *o.reference;
 
   print_summary(o, r, j, threads, device);
   if (o.report) files.stage(*o.report, j.dump(2) + "\n");

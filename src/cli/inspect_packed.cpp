@@ -53,11 +53,7 @@ nlohmann::json packed_json(const std::string& path, const format::PackedCheckpoi
           {"codebook_bpw", totals.codebook_bpw()},
           {"effective_bpw", totals.effective_bpw()},
           {"file_bits_per_parameter", 8.0 * s.file_bytes / parameters},
-          {"resident_bytes",
-           {{"codes", resident.codes},
-            {"codebooks", resident.codebooks},
-            {"rest", resident.rest},
-            {"total", resident.total()}}},
+          {"resident_bytes", report::resident_json(resident.codes, resident.codebooks, resident.rest)},
           {"layers", layers}};
 }
 

@@ -23,6 +23,14 @@ json layer_json(const calib::LayerRecord& l) {
           {"truncation_error", l.truncation_error}};
 }
 
+}  // namespace
+
+json resident_json(int64_t codes, int64_t codebooks, int64_t rest) {
+  return {{"codes", codes}, {"codebooks", codebooks}, {"rest", rest}, {"total", codes + codebooks + rest}};
+}
+
+namespace {
+
 json size_json(const SizeRecord& s) {
   const auto& q = s.quantized;
   return {{"parameters", s.parameters},
@@ -33,11 +41,7 @@ json size_json(const SizeRecord& s) {
           {"codebook_bytes", s.codebook_bytes},
           {"architecture_bytes", s.architecture_bytes},
           {"rest_dtype", s.rest_dtype},
-          {"resident_bytes",
-           {{"codes", s.resident_codes},
-            {"codebooks", s.resident_codebooks},
-            {"rest", s.resident_rest},
-            {"total", s.resident_codes + s.resident_codebooks + s.resident_rest}}},
+          {"resident_bytes", resident_json(s.resident_codes, s.resident_codebooks, s.resident_rest)},
           {"index_bpw", q.index_bpw()},
           {"codebook_bpw", q.codebook_bpw()},
           {"effective_bpw", q.effective_bpw()},

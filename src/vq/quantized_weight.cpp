@@ -11,11 +11,15 @@ std::vector<uint8_t> code_bytes(const at::Tensor& codes) {
   return std::vector<uint8_t>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
 }
 
-at::Tensor QuantizedWeight::dequantize() const {
+at::Tensor QuantizedWeight::codebook_rows() const {
   const int64_t n_sub = static_cast<int64_t>(codes.size());
   const at::Tensor group = at::arange(n_sub, at::kLong).floor_divide(n_sub / groups);
-  const at::Tensor index = group * k + at::tensor(codes, at::kByte).to(at::kLong);
-  return from_subvectors(codebook.to(at::kCPU).to(at::kHalf).to(at::kFloat).index_select(0, index), shape)
+  return group * k + at::tensor(codes, at::kByte).to(at::kLong);
+}
+
+at::Tensor QuantizedWeight::dequantize() const {
+  return from_subvectors(codebook.to(at::kCPU).to(at::kHalf).to(at::kFloat).index_select(0, codebook_rows()),
+                         shape)
       .contiguous();
 }
 

@@ -73,6 +73,8 @@ std::string profile_markdown(const calib::Profile& profile);
 std::string layer_row(const calib::LayerRecord& layer, int num_blocks);
 std::string block_row(const calib::BlockRecord& block, int num_blocks, vq::Method method);
 // One line: layers, weights, index + codebook = effective bits per weight, model size.
+// A loaded model's resident bytes as every report gives them: codes, codebooks, rest, total.
+nlohmann::json resident_json(int64_t codes, int64_t codebooks, int64_t rest);
 // rest_bytes: bytes per unquantized parameter as stored (2 for fp16).
 std::string size_footer(const vq::SizeTotals& totals, size_t layers, int64_t parameters, int rest_bytes);
 

@@ -29,6 +29,8 @@ struct QuantizedWeight {
 
   // codebook[group * k + code], flattened, cut to numel and reshaped: the layer's weight (CPU).
   at::Tensor dequantize() const;
+  // group * k + code for each sub-vector: the codebook row it reads (int64, CPU).
+  at::Tensor codebook_rows() const;
   // What this layer takes, in the ledger's terms.
   LayerPlan plan() const;
 };
