@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
+#include <utility>
 
+#include "vimvq/calib/fisher.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/strprintf.h"
 #include "vimvq/vq/layer_quantizer.h"
@@ -15,30 +18,42 @@ std::vector<int> supported_widths(vq::Method method) {
   return method == vq::Method::kRtn ? std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8} : std::vector<int>{1, 2, 3, 4};
 }
 
+std::vector<int64_t> codebook_caps(vq::Method method) {
+  // Smaller codebooks for the layers whose codebook outweighs their codes: on a width-96 model a
+  // 1-bit dt_proj's 32 codewords of 8 cost 3.6 bits per weight.
+  return method == vq::Method::kRtn ? std::vector<int64_t>{0} : std::vector<int64_t>{0, 64, 16, 4};
+}
+
 namespace {
 
 // A ranking pass, not the calibration: fewer Lloyd iterations than the quantizer's own.
 constexpr int kRankingKmeansIterations = 25;
 
-std::vector<WidthOption> width_options(const at::Tensor& weight, const at::Tensor& second_moment,
-                                       const CalibrationParams& p, const LayerRecord& layer, uint64_t seed) {
+std::vector<WidthOption> width_options(const at::Tensor& weight, const at::Tensor& importance,
+                                       const at::Tensor& fisher, const CalibrationParams& p,
+                                       const LayerRecord& layer, uint64_t seed) {
   std::vector<WidthOption> out;
-  const at::Tensor importance = at::diagonal(second_moment).contiguous();
+  std::set<std::pair<int, int64_t>> seen;  // (d, k): a cap at or above the width's k adds nothing
   for (int bits : supported_widths(p.method)) {
-    vq::LayerQuantizerOptions o;
-    o.method = p.method == vq::Method::kRtn ? vq::Method::kRtn : vq::Method::kKmeans;
-    o.bits = bits;
-    o.kmeans_iterations = std::min(p.kmeans_iterations, kRankingKmeansIterations);
-    o.kmeans_max_points_per_centroid = p.kmeans_max_points_per_centroid;
-    o.kmeans_seed = seed;
-    const bool weighted = p.importance == Importance::kDiag && o.method != vq::Method::kRtn;
-    const auto q = vq::make_layer_quantizer(weight, weighted ? importance : at::Tensor(), o);
-    const at::Tensor delta = (q->hard_weight().to(at::kDouble) - weight.to(at::kDouble));
-    WidthOption w;
-    w.bits = bits;
-    w.plan = vq::plan_layer(p.method, bits, layer.shape);
-    w.output_error = (at::matmul(delta, second_moment) * delta).sum().item<double>();
-    out.push_back(w);
+    for (int64_t cap : codebook_caps(p.method)) {
+      WidthOption w;
+      w.bits = bits;
+      w.max_codewords = cap;
+      w.plan = vq::plan_layer(p.method, bits, layer.shape, cap);
+      if (!seen.emplace(w.plan.d, w.plan.k).second) continue;
+      vq::LayerQuantizerOptions o;
+      o.method = p.method == vq::Method::kRtn ? vq::Method::kRtn : vq::Method::kKmeans;
+      o.bits = bits;
+      o.max_codewords = cap;
+      o.kmeans_iterations = std::min(p.kmeans_iterations, kRankingKmeansIterations);
+      o.kmeans_max_points_per_centroid = p.kmeans_max_points_per_centroid;
+      o.kmeans_seed = seed;
+      const bool weighted = p.importance == Importance::kDiag && o.method != vq::Method::kRtn;
+      const auto q = vq::make_layer_quantizer(weight, weighted ? importance : at::Tensor(), o);
+      const at::Tensor delta = q->hard_weight().to(at::kCPU, at::kDouble) - weight.to(at::kCPU, at::kDouble);
+      w.loss_increase = 0.5 * (fisher * delta.square()).sum().item<double>();
+      out.push_back(w);
+    }
   }
   std::stable_sort(out.begin(), out.end(), [](const WidthOption& a, const WidthOption& b) {
     return a.stored_bits() < b.stored_bits();
@@ -52,8 +67,11 @@ std::vector<LayerOptions> measure_width_options(model::VimModel& model, const at
                                                 const CalibrationParams& p,
                                                 const std::vector<LayerRecord>& planned,
                                                 int64_t sample_images) {
-  c10::InferenceMode guard;
   const at::Tensor x = images.slice(0, 0, std::min<int64_t>(sample_images, images.size(0)));
+  std::vector<std::string> names;
+  for (const auto& l : planned) names.push_back(l.name);
+  const auto fisher = weight_fisher(model, x, names, p.seed);
+  c10::InferenceMode guard;
   auto [hidden, residual] = model.embed(x);
   std::map<std::string, at::Tensor> params;
   for (const auto& pr : model.module().named_parameters(true)) params.emplace(pr.name, pr.value);
@@ -68,11 +86,12 @@ std::vector<LayerOptions> measure_width_options(model::VimModel& model, const at
       const std::string prefix = "layers." + std::to_string(b) + ".";
       for (const LayerRecord* l : here) {
         const at::Tensor in = inputs.at(l->name.substr(prefix.size()));
-        const at::Tensor rows = in.reshape({-1, in.size(-1)}).to(at::kDouble);
-        const at::Tensor second_moment = at::matmul(rows.t(), rows) / static_cast<double>(rows.size(0));
+        // The method's own starting point weighs input channels by E[x_c^2] (docs/METHOD.md section 2).
+        const at::Tensor importance =
+            in.reshape({-1, in.size(-1)}).to(at::kDouble).square().mean(0).to(at::kFloat);
         const uint64_t seed = p.seed + static_cast<uint64_t>(out.size()) * 7919;
-        out.push_back(
-            {l->name, width_options(params.at(l->name).detach().to(at::kFloat), second_moment, p, *l, seed)});
+        out.push_back({l->name, width_options(params.at(l->name).detach().to(at::kFloat), importance,
+                                              fisher.at(l->name), p, *l, seed)});
       }
     }
     std::tie(hidden, residual) = model.block(b, hidden, residual);
@@ -115,7 +134,7 @@ Allocation allocate_widths(const std::vector<LayerOptions>& layers, double targe
         const int64_t extra = w[j].stored_bits() - w[chosen[i]].stored_bits();
         if (extra <= 0 || a.stored_bits + extra > budget) continue;
         const double ratio =
-            std::max(0.0, w[chosen[i]].output_error - w[j].output_error) / static_cast<double>(extra);
+            std::max(0.0, w[chosen[i]].loss_increase - w[j].loss_increase) / static_cast<double>(extra);
         if (ratio > best_ratio) {
           best_ratio = ratio;
           best_layer = i;
@@ -128,7 +147,11 @@ Allocation allocate_widths(const std::vector<LayerOptions>& layers, double targe
     a.stored_bits += w[best_width].stored_bits() - w[chosen[best_layer]].stored_bits();
     chosen[best_layer] = best_width;
   }
-  for (size_t i = 0; i < layers.size(); ++i) a.bits[layers[i].name] = layers[i].widths[chosen[i]].bits;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const WidthOption& w = layers[i].widths[chosen[i]];
+    a.bits[layers[i].name] = w.bits;
+    if (w.max_codewords != 0) a.max_codewords[layers[i].name] = w.max_codewords;
+  }
   if (a.bpw() < 0.99 * target_bpw)
     throw Error(
         strprintf("--target-bpw %g: the widths these layers support reach %.4f at most without going "

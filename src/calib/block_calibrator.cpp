@@ -66,6 +66,7 @@ vq::LayerQuantizerOptions layer_quantizer_options(const CalibrationParams& p, in
   vq::LayerQuantizerOptions o;
   o.method = p.method;
   o.bits = bits_of(p, name);
+  o.max_codewords = codewords_of(p, name);
   o.kmeans_iterations = p.kmeans_iterations;
   o.kmeans_max_points_per_centroid = p.kmeans_max_points_per_centroid;
   // Seeds differ per layer and block, and stay put when other blocks are included or not.

@@ -48,7 +48,7 @@ std::vector<LayerRecord> plan_layers(const model::VimModel& model, const Calibra
     r.block = l.block;
     r.shape = l.shape;
     r.bits = bits_of(p, l.name);
-    r.plan = vq::plan_layer(p.method, r.bits, l.shape);
+    r.plan = vq::plan_layer(p.method, r.bits, l.shape, codewords_of(p, l.name));
     rows.push_back(std::move(r));
   }
   return rows;

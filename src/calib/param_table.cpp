@@ -210,6 +210,11 @@ int bits_of(const CalibrationParams& p, const std::string& layer) {
   return it == p.layer_bits.end() ? p.bits : it->second;
 }
 
+int64_t codewords_of(const CalibrationParams& p, const std::string& layer) {
+  const auto it = p.layer_codewords.find(layer);
+  return it == p.layer_codewords.end() ? 0 : it->second;
+}
+
 namespace {
 
 const ParamSpec* find_spec(const std::string& key) {

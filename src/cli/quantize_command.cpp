@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "src/cli/agreement.h"
 #include "src/cli/calibration_images.h"
@@ -252,6 +254,7 @@ format::PackedCheckpoint packed_checkpoint(const QuantizeOptions& o, const calib
       {"source_model", std::filesystem::path(o.model).filename().string()},
       {"bits", p.bits},
       {"layer_bits", p.layer_bits},
+      {"layer_codewords", p.layer_codewords},
       {"method", vq::method_name(p.method)},
       {"params", calib::to_json(p)},
       {"seed", p.seed},
@@ -323,20 +326,23 @@ std::vector<calib::LayerRecord> allocate_to_target(model::VimModel& model,
                                                    const std::vector<calib::LayerRecord>& planned) {
   const auto t0 = Clock::now();
   const int64_t images = std::min<int64_t>(p.allocation_images, calibration.images.size(0));
-  log::info(strprintf("--target-bpw %g: measuring each layer's output error at each width on %lld images",
+  log::info(strprintf("--target-bpw %g: pricing each layer's widths by its diagonal Fisher on %lld images",
                       p.target_bpw, static_cast<long long>(images)));
   const auto options =
       calib::measure_width_options(model, calibration.images.to(model.device()), p, planned, images);
   const calib::Allocation a = calib::allocate_widths(options, p.target_bpw);
   p.layer_bits = a.bits;
-  std::map<int, int> layers_at;
-  for (const auto& [name, bits] : a.bits) ++layers_at[bits];
+  p.layer_codewords = a.max_codewords;
+  auto replanned = calib::plan_layers(model, p);
+  std::map<std::tuple<int, int, int64_t>, int> layers_at;  // (bits, d, k)
+  for (const auto& l : replanned) ++layers_at[{l.bits, l.plan.d, l.plan.k}];
   std::string mix;
-  for (const auto& [bits, count] : layers_at)
-    mix += strprintf("%s%d at %d bits", mix.empty() ? "" : ", ", count, bits);
+  for (const auto& [width, count] : layers_at)
+    mix += strprintf("%s%d at %d bits (d %d, k %lld)", mix.empty() ? "" : ", ", count, std::get<0>(width),
+                     std::get<1>(width), static_cast<long long>(std::get<2>(width)));
   log::info(strprintf("allocation: %.4f bits per weight (target %g): %s; %.1f s", a.bpw(), p.target_bpw,
                       mix.c_str(), std::chrono::duration<double>(Clock::now() - t0).count()));
-  return calib::plan_layers(model, p);
+  return replanned;
 }
 
 CalibrationImages load_and_log_calibration(const QuantizeOptions& o, const calib::CalibrationParams& p,

@@ -16,7 +16,9 @@ class ConvexLayerQuantizer : public LayerQuantizer {
  public:
   ConvexLayerQuantizer(const at::Tensor& weight, const at::Tensor& importance, const LayerQuantizerOptions& o,
                        int hull_size)
-      : options_(o), shape_(vq_shape(o.bits, weight.numel())), weight_shape_(weight.sizes().vec()) {
+      : options_(o),
+        shape_(vq_shape(o.bits, weight.numel(), o.max_codewords)),
+        weight_shape_(weight.sizes().vec()) {
     KMeansParams kp;
     kp.k = shape_.k;
     kp.iterations = o.kmeans_iterations;

@@ -12,7 +12,7 @@ namespace {
 class KMeansQuantizer final : public LayerQuantizer {
  public:
   KMeansQuantizer(const at::Tensor& weight, const at::Tensor& importance, const LayerQuantizerOptions& o)
-      : shape_(vq_shape(o.bits, weight.numel())) {
+      : shape_(vq_shape(o.bits, weight.numel(), o.max_codewords)) {
     KMeansParams kp;
     kp.k = shape_.k;
     kp.iterations = o.kmeans_iterations;

@@ -16,7 +16,7 @@ std::unique_ptr<LayerQuantizer> make_layer_quantizer(const at::Tensor& weight,
                                                      const at::Tensor& channel_importance,
                                                      const LayerQuantizerOptions& options) {
   if (options.method == Method::kRtn) return make_rtn_quantizer(weight, options.bits);
-  const VqShape shape = vq_shape(options.bits, weight.numel());
+  const VqShape shape = vq_shape(options.bits, weight.numel(), options.max_codewords);
   at::Tensor importance;
   if (channel_importance.defined())
     importance = subvector_importance(channel_importance, weight.sizes(), shape.d).to(weight.device());

@@ -2,10 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
+#include <utility>
 
 #include "test_util.h"
 #include "vimvq/calib/allocation.h"
 #include "vimvq/calib/calibrate.h"
+#include "vimvq/calib/fisher.h"
 #include "vimvq/util/error.h"
 
 using namespace vimvq;
@@ -23,7 +26,7 @@ calib::LayerOptions layer(const std::string& name, int64_t numel, std::vector<do
     w.plan.d = 1;
     w.plan.k = 0;
     w.plan.code_bits = w.bits;
-    w.output_error = errors[i];
+    w.loss_increase = errors[i];
     l.widths.push_back(w);
   }
   return l;
@@ -94,25 +97,58 @@ TEST(Allocation, MeasuresEveryWidthOfEveryLayerOnTheModel) {
   ASSERT_EQ(options.size(), planned.size());
   for (size_t i = 0; i < options.size(); ++i) {
     EXPECT_EQ(options[i].name, planned[i].name);
-    ASSERT_EQ(options[i].widths.size(), 4u);
+    // Every width, and beside it every smaller codebook that gives a new (d, k).
+    std::set<std::pair<int, int64_t>> shapes;
+    for (const auto& w : options[i].widths) {
+      EXPECT_TRUE(shapes.emplace(w.plan.d, w.plan.k).second) << options[i].name;
+      EXPECT_EQ(w.plan, vq::plan_layer(p.method, w.bits, planned[i].shape, w.max_codewords));
+      if (w.max_codewords != 0) {
+        EXPECT_EQ(w.plan.k, std::min(w.max_codewords, vq::plan_layer(p.method, w.bits, planned[i].shape).k));
+        EXPECT_LT(w.plan.k, vq::plan_layer(p.method, w.bits, planned[i].shape).k);
+      }
+    }
+    EXPECT_GE(options[i].widths.size(), 4u);
     for (size_t j = 0; j + 1 < options[i].widths.size(); ++j)
       EXPECT_LE(options[i].widths[j].stored_bits(), options[i].widths[j + 1].stored_bits())
           << options[i].name;
     // Wider codes fit the weight better: the widest's output error is below the narrowest's.
-    EXPECT_LT(options[i].widths.back().output_error, options[i].widths.front().output_error)
+    EXPECT_LT(options[i].widths.back().loss_increase, options[i].widths.front().loss_increase)
         << options[i].name;
-    EXPECT_GE(options[i].widths.back().output_error, 0);
+    EXPECT_GE(options[i].widths.back().loss_increase, 0);
   }
   // The allocation then plans each layer at its width.
-  const auto a = calib::allocate_widths(options, 5.0);  // vim_micro: 3.792 to 7.095 bits per weight
+  const auto a = calib::allocate_widths(options, 1.5);  // vim_micro: 0.482 to 7.095 bits per weight
   p.layer_bits = a.bits;
+  p.layer_codewords = a.max_codewords;
+  EXPECT_FALSE(a.max_codewords.empty());  // without smaller codebooks vim_micro's least is 3.792
   const auto replanned = calib::plan_layers(model, p);
   int64_t bits = 0, weights = 0;
   for (const auto& l : replanned) {
     EXPECT_EQ(l.bits, a.bits.at(l.name));
+    EXPECT_EQ(l.plan, vq::plan_layer(p.method, l.bits, l.shape, calib::codewords_of(p, l.name)));
     bits += l.plan.index_bits() + l.plan.codebook_bits();
     weights += l.plan.numel;
   }
   EXPECT_EQ(bits, a.stored_bits);
   EXPECT_EQ(weights, a.weights);
+}
+
+TEST(Allocation, FisherIsSeededNonNegativeAndLeavesTheModelAsItWas) {
+  auto model = model::VimModel::load((vimvq::test::data_dir() / "vim_micro.pt").string());
+  const std::vector<std::string> names = {"layers.0.mixer.in_proj.weight", "layers.2.mixer.out_proj.weight"};
+  std::map<std::string, at::Tensor> before;
+  for (const auto& pr : model.module().named_parameters(true)) before.emplace(pr.name, pr.value.clone());
+  const at::Tensor images = at::randn({3, 3, 32, 32}, at::TensorOptions().dtype(at::kFloat));
+  const auto f = calib::weight_fisher(model, images, names, 7);
+  const auto again = calib::weight_fisher(model, images, names, 7);
+  for (const auto& name : names) {
+    EXPECT_EQ(f.at(name).sizes(), before.at(name).sizes()) << name;
+    EXPECT_GE(f.at(name).min().item<double>(), 0) << name;
+    EXPECT_GT(f.at(name).sum().item<double>(), 0) << name;
+    EXPECT_TRUE(at::equal(f.at(name), again.at(name))) << name;
+  }
+  for (const auto& pr : model.module().named_parameters(true)) {
+    EXPECT_TRUE(at::equal(pr.value, before.at(pr.name))) << pr.name;
+    EXPECT_FALSE(pr.value.requires_grad() && !before.at(pr.name).requires_grad()) << pr.name;
+  }
 }

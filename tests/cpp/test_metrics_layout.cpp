@@ -4,6 +4,7 @@
 #include "vimvq/report/metrics.h"
 #include "vimvq/util/error.h"
 #include "vimvq/vq/layout.h"
+#include "vimvq/vq/size_plan.h"
 
 using namespace vimvq;
 
@@ -57,6 +58,17 @@ TEST(Layout, BitsTableClampAndAccounting) {
   EXPECT_EQ(tiny.code_bits, 1);
   EXPECT_EQ(vq::vq_shape(2, 6 * 96).k, 32);  // dt_proj-like: 144 sub-vectors -> <= 36 -> 32
   EXPECT_THROW(vq::vq_shape(5, 100), Error);
+  // --target-bpw's codebook caps: the smaller of the cap and the tiny-layer clamp wins.
+  const auto capped = vq::vq_shape(1, 768 * 192, 16);
+  EXPECT_EQ(capped.d, 8);
+  EXPECT_EQ(capped.k, 16);
+  EXPECT_EQ(capped.code_bits, 4);
+  EXPECT_EQ(vq::vq_shape(2, 6 * 96, 64).k, 32);
+  EXPECT_EQ(vq::vq_shape(2, 6 * 96, 4).k, 4);
+  EXPECT_THROW(vq::vq_shape(2, 100, 3), Error);
+  EXPECT_THROW(vq::vq_shape(2, 100, 1), Error);
+  EXPECT_THROW(vq::plan_layer(vq::Method::kRtn, 2, {4, 4}, 16), Error);
+  EXPECT_EQ(vq::plan_layer(vq::Method::kVimvq, 1, {768, 192}, 16).codebook_bits(), 16 * 16 * 8);
 }
 
 TEST(Metrics, WilsonInterval) {

@@ -29,7 +29,9 @@ class TargetBpw(unittest.TestCase):
                               timeout=300)
 
     def test_the_file_meets_the_target(self):
-        for target in ("4.3", "5.6"):  # vim_micro: 3.792 (all at 1 bit) to 7.095 (all at 4)
+        # vim_micro: 0.482 (every layer at 1 bit, 4 codewords) to 7.095 (all at 4 bits); without
+        # the smaller codebooks its least was 3.792, so 1.0 needs them.
+        for target in ("1.0", "4.3", "5.6"):
             out = os.path.join(self.tmp.name, f"t{target}.vqpk")
             r = self.quantize("--target-bpw", target, "-o", out, "--report", out + ".json")
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -43,6 +45,12 @@ class TargetBpw(unittest.TestCase):
             self.assertGreater(len(set(widths.values())), 1, widths)  # a real mix, not one width
             _, provenance, _ = read_packed(out)
             self.assertEqual(provenance["layer_bits"], widths)
+            # A capped layer's codebook is at most its cap, and the provenance names only those.
+            ks = {l["name"]: l["k"] for l in report["layers"]}
+            for name, cap in provenance["layer_codewords"].items():
+                self.assertLessEqual(ks[name], cap)
+            if target == "1.0":
+                self.assertTrue(provenance["layer_codewords"])
             self.assertEqual(provenance["params"]["target_bpw"], float(target))
 
     def test_dry_run_prints_the_allocation_and_the_exact_total(self):
@@ -68,9 +76,9 @@ class TargetBpw(unittest.TestCase):
         r = self.quantize("--target-bpw", "5", "--bits", "2", "-o", out)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--bits and --target-bpw: give one", r.stderr)
-        r = self.quantize("--target-bpw", "0.5", "-o", out)
+        r = self.quantize("--target-bpw", "0.3", "-o", out)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("--target-bpw 0.5: below what these layers can be written in", r.stderr)
+        self.assertIn("--target-bpw 0.3: below what these layers can be written in", r.stderr)
         r = self.quantize("--target-bpw", "-1", "-o", out)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("target_bpw", r.stderr)

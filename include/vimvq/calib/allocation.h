@@ -15,11 +15,12 @@
 
 namespace vimvq::calib {
 
-// One width a layer could be written at: what it takes and the output error it would cause.
+// One width a layer could be written at: what it takes and the loss increase it would cause.
 struct WidthOption {
   int bits = 0;
+  int64_t max_codewords = 0;  // the codebook cap (vq::vq_shape), 0 for none
   vq::LayerPlan plan;
-  double output_error = 0;  // mean over calibration tokens of ||(W' - W) x||^2
+  double loss_increase = 0;  // 1/2 sum F (W' - W)^2, F the weight's diagonal Fisher (calib/fisher.h)
   int64_t stored_bits() const { return plan.index_bits() + plan.codebook_bits(); }
 };
 
@@ -30,23 +31,26 @@ struct LayerOptions {
 
 // The widths `method` supports, narrowest first: 1..4 for the VQ methods, 1..8 for rtn.
 std::vector<int> supported_widths(vq::Method method);
+// The codebook caps the allocation tries beside each VQ width's own k (0: none); rtn has only 0.
+std::vector<int64_t> codebook_caps(vq::Method method);
 
-// The output error of every supported width of every planned layer: each weight quantized as the
-// method starts (k-means with the inputs' channel importances, or rtn) and multiplied with its
-// inputs' second moments on the first `images` calibration images, through the full-precision
-// model.
+// The loss increase of every supported width and cap of every planned layer: each weight quantized
+// as the method starts (k-means with the inputs' channel importances, or rtn), its change priced by
+// the weight's diagonal Fisher on the first `sample_images` calibration images through the
+// full-precision model (the second-order estimate of the KL it adds to the logits).
 std::vector<LayerOptions> measure_width_options(model::VimModel& model, const at::Tensor& images,
                                                 const CalibrationParams& p,
                                                 const std::vector<LayerRecord>& planned,
                                                 int64_t sample_images);
 
 struct Allocation {
-  std::map<std::string, int> bits;  // per layer
+  std::map<std::string, int> bits;               // per layer
+  std::map<std::string, int64_t> max_codewords;  // per capped layer (CalibrationParams::layer_codewords)
   int64_t weights = 0, stored_bits = 0;
   double bpw() const { return weights ? static_cast<double>(stored_bits) / weights : 0; }
 };
 
-// Greedy by output-error decrease per stored bit from every layer at its narrowest width, never
+// Greedy by loss-increase decrease per stored bit from every layer at its narrowest width, never
 // past target_bpw x weights; throws vimvq::Error when the target is out of the model's reach or
 // the total lands more than 1 % below it.
 Allocation allocate_widths(const std::vector<LayerOptions>& layers, double target_bpw);

@@ -49,12 +49,15 @@ struct CalibrationParams {
   int64_t allocation_images = 32;  // calibration images the allocation measures output errors on
   int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
   double e2e_lr = 1e-4;
-  // Not a knob: the allocation's width per layer, set before the layers are planned.
+  // Not knobs: the allocation's width and codebook cap per layer, set before the layers are planned.
   std::map<std::string, int> layer_bits;
+  std::map<std::string, int64_t> layer_codewords;  // only the capped layers
 };
 
 // The width of one layer: the allocation's, else `bits`.
 int bits_of(const CalibrationParams& p, const std::string& layer);
+// The layer's codebook cap (vq::vq_shape's max_codewords): the allocation's, else 0 (none).
+int64_t codewords_of(const CalibrationParams& p, const std::string& layer);
 
 // Sets one knob from a JSON value; throws vimvq::Error "<source>: <key> ..." for an unknown key, a
 // value of the wrong type or one out of range (nothing is wrapped or truncated).

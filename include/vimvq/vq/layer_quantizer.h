@@ -20,6 +20,7 @@ namespace vimvq::vq {
 struct LayerQuantizerOptions {
   Method method = Method::kVimvq;
   int bits = 2;
+  int64_t max_codewords = 0;  // VQ methods: 0 keeps the width's k, else at most this (vq_shape)
   int kmeans_iterations = 100;
   int64_t kmeans_max_points_per_centroid = 256;  // k-means trains on a sample above k * this (0: all)
   uint64_t kmeans_seed = 1234;

@@ -16,8 +16,10 @@ struct VqShape {
   int64_t codebook_bits() const { return 16 * k * d; }  // fp16 codebook
 };
 
-// Throws vimvq::Error for an unsupported bit width (supported: 1, 2, 3, 4).
-VqShape vq_shape(int bits, int64_t numel);
+// max_codewords: 0 keeps the width's k; else k is at most that (a power of two, at least 2): the
+// smaller codebooks --target-bpw may choose for a layer whose codebook would outweigh its codes.
+// Throws vimvq::Error for an unsupported bit width (supported: 1, 2, 3, 4) or cap.
+VqShape vq_shape(int bits, int64_t numel, int64_t max_codewords = 0);
 
 int ceil_log2(int64_t k);
 

@@ -29,8 +29,9 @@ struct LayerPlan {
   bool operator!=(const LayerPlan& o) const { return !(*this == o); }
 };
 
-// Throws vimvq::Error for an unsupported width or a weight that is not 2-D.
-LayerPlan plan_layer(Method method, int bits, const std::vector<int64_t>& shape);
+// max_codewords: the VQ methods' codebook cap (vq_shape); rtn takes none. Throws vimvq::Error for
+// an unsupported width or a weight that is not 2-D.
+LayerPlan plan_layer(Method method, int bits, const std::vector<int64_t>& shape, int64_t max_codewords = 0);
 
 // Sums of plans: bits per weight over the quantized weights.
 struct SizeTotals {

@@ -1,0 +1,23 @@
+// The diagonal Fisher information of chosen weights: how much the model's output distribution
+// moves per squared change of each weight. --target-bpw ranks widths by it (docs/METHOD.md, "Bit
+// allocation"), so that an error is priced by what it does to the logits, after every later block.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vimvq/model/vim_model.h"
+
+namespace vimvq::calib {
+
+// F = mean over `images` of (d/dW -log p(y | x))^2, one image at a time, y drawn from the model's
+// own prediction by a generator seeded with `seed` (the true Fisher, one label per image, the
+// same labels on every CPU). The model's parameters are left as they were.
+std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at::Tensor& images,
+                                                const std::vector<std::string>& weights, uint64_t seed);
+
+}  // namespace vimvq::calib
