@@ -14,6 +14,7 @@ packages=(
   libjpeg62-turbo-dev libpng-dev
   python3-venv python3-numpy python3-pil python3-faiss strace
   dataset-fashion-mnist
+  slurm-wlm munge  # the one-node Slurm of the sweep's Slurm test (scripts/slurm_local.sh)
 )
 
 missing=()

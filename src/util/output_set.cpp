@@ -62,7 +62,10 @@ void write_all(int fd, const char* data, size_t size) {
 void on_interrupt(int sig) {
   for (size_t i = 0; i < kMaxStaged; ++i)
     if (g_staged_used[i]) ::unlink(g_staged[i]);
-  const char* name = sig == SIGINT ? "vimvq: interrupted (SIGINT): " : "vimvq: terminated (SIGTERM): ";
+  // SIGUSR1: a scheduler's warning before it ends the job (Slurm's --signal), a stop like SIGTERM.
+  const char* name = sig == SIGINT    ? "vimvq: interrupted (SIGINT): "
+                     : sig == SIGUSR1 ? "vimvq: stopped (SIGUSR1): "
+                                      : "vimvq: terminated (SIGTERM): ";
   ssize_t ignored = ::write(STDERR_FILENO, "\n", 1);
   ignored = ::write(STDERR_FILENO, name, std::strlen(name));
   ignored = ::write(STDERR_FILENO, g_message, std::strlen(g_message));
@@ -160,6 +163,7 @@ InterruptsDeferred::InterruptsDeferred() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, &saved_);
 }
 
@@ -411,6 +415,7 @@ void install_interrupt_handler() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
   std::signal(SIGXFSZ, SIG_IGN);
 }
 

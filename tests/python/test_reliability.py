@@ -133,17 +133,19 @@ class Reliability(ReliabilityCase):
 
     # --- interrupted runs and --resume
     def test_sigint_says_what_stopped(self):
-        out = self.path("q.vqpk")
-        proc = subprocess.Popen([BINARY, "quantize", self.model, self.data, "-o", out, "--threads", "2",
-                                 "--calib-size", "8", "--iters", "4000", "--batch-size", "4"],
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        time.sleep(3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, 128 + signal.SIGINT)
-        self.assertIn("vimvq: interrupted (SIGINT): quantize of", err)
-        self.assertFalse(os.path.exists(out))
-        self.assert_no_leftovers()
+        # SIGUSR1 is the warning a scheduler sends before it ends a job (Slurm's --signal).
+        for sig, said in ((signal.SIGINT, "interrupted (SIGINT)"), (signal.SIGUSR1, "stopped (SIGUSR1)")):
+            out = self.path("q.vqpk")
+            proc = subprocess.Popen([BINARY, "quantize", self.model, self.data, "-o", out, "--threads", "2",
+                                     "--calib-size", "8", "--iters", "4000", "--batch-size", "4"],
+                                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            time.sleep(3)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, 128 + sig)
+            self.assertIn(f"vimvq: {said}: quantize of", err)
+            self.assertFalse(os.path.exists(out))
+            self.assert_no_leftovers()
 
     def test_resume_after_kill_gives_the_same_bytes(self):
         args = ["--threads", "2", "--calib-size", "8", "--iters", "60", "--batch-size", "4"]

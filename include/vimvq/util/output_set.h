@@ -5,7 +5,7 @@
 // temporary files beside their targets; commit() renames them all into place, putting back what
 // was there if any rename fails. An existing output that is not a regular file (/dev/null, a
 // pipe) is written through, never replaced. Staged files are removed on every failure path,
-// including SIGINT and SIGTERM (see install_interrupt_handler). Each regular output is locked
+// including SIGINT, SIGTERM and SIGUSR1 (see install_interrupt_handler). Each regular output is locked
 // (flock on a lock file beside it) for the set's lifetime: a second run on the same output is
 // refused, naming the holder's PID. Temporary files that a killed run (kill -9) left beside an
 // output are removed when the output is declared again.
@@ -40,7 +40,7 @@ class OutputSet {
   std::filesystem::path staged_path(const std::filesystem::path& output) const;
 
   // Puts every staged output in place: all of them, or (on an error, which it throws) none.
-  // SIGINT and SIGTERM wait for its end, so that no interruption sees half of it; from then on an
+  // SIGINT, SIGTERM and SIGUSR1 wait for its end, so that no interruption sees half of it; from then on an
   // interruption says `message_after` (default: which files were written).
   void commit(const std::string& message_after = "");
 
@@ -73,7 +73,7 @@ class OutputSet {
   bool lock_outputs_ = true;
 };
 
-// Defers SIGINT and SIGTERM while it lives (they are delivered at its end): for work that must be
+// Defers SIGINT, SIGTERM and SIGUSR1 while it lives (they are delivered at its end): for work that must be
 // seen whole from outside, such as a commit and the removal of what it makes obsolete.
 class InterruptsDeferred {
  public:
@@ -91,7 +91,7 @@ class InterruptsDeferred {
 // derived from the target's, so that any name the file system accepts works as an output.
 std::filesystem::path sibling_path(const std::filesystem::path& target, const std::string& kind);
 
-// SIGINT and SIGTERM remove every staged file, print one line (`vimvq: interrupted: <message>`)
+// SIGINT, SIGTERM and SIGUSR1 remove every staged file, print one line (`vimvq: interrupted: <message>`)
 // and exit with 128 + the signal. SIGXFSZ is ignored, so that a file-size limit surfaces as a
 // write error naming the file instead of killing the process silently.
 void install_interrupt_handler();
