@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A one-node Slurm on this machine, for the sweep's Slurm test (tests/python/test_slurm_sweep.py)
 # and for trying `scripts/sweep.py --slurm` without a cluster. Needs root and Debian's slurm-wlm and
-# munge (22.05 on bookworm; scripts/setup.sh installs them).
+# munge (22.05 on bookworm; scripts/setup.sh installs them), and root or password-less sudo.
 #
 #   scripts/slurm_local.sh start DIR   # configuration, state, logs under DIR; waits for an idle node
 #   export SLURM_CONF=DIR/slurm.conf   # then sbatch, squeue, scontrol, scancel use it
@@ -13,9 +13,13 @@
 # state and spool folders that exist on a file system that is not noexec; a munge key owned by
 # munge, mode 0400; AuthInfo=cred_expire lowered, or a requeued task waits 120 s to start again.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # where Debian puts munged, slurmctld and slurmd
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
+if [[ $(id -u) -ne 0 ]]; then  # the daemons run as root; jobs run as the user who submits them
+  exec sudo -n "$0" "$@"
+fi
 action=$1
 dir=$(realpath -m "$2")
 
@@ -35,7 +39,6 @@ stop() {
 }
 
 start() {
-  [[ $(id -u) -eq 0 ]] || { echo "slurm_local.sh: needs root (the daemons run as root)" >&2; exit 1; }
   for tool in munged slurmctld slurmd sbatch; do
     command -v "$tool" >/dev/null || { echo "slurm_local.sh: $tool not found (apt-get install slurm-wlm munge)" >&2; exit 1; }
   done

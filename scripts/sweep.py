@@ -120,8 +120,13 @@ def read_manifest(path: str):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def point_base(point) -> str:
+    """OUT/NAME: the point's files are NAME.vqpk, .json (quantize report), .csv, .eval.json, .result.json."""
+    return os.path.splitext(point["quantize"][point["quantize"].index("-o") + 1])[0]
+
+
 def result_path(point) -> str:
-    return os.path.splitext(point["quantize"][point["quantize"].index("-o") + 1])[0] + ".result.json"
+    return point_base(point) + ".result.json"
 
 
 def pending(points):
@@ -180,7 +185,7 @@ def run_point(point) -> int:
     if e[0] != 0:
         print(f"sweep: {point['name']}: vimvq eval failed (exit {e[0]})", flush=True)
         return 1
-    base = os.path.splitext(result_path(point))[0][: -len(".result")]
+    base = point_base(point)
     with open(base + ".json") as f:
         report = json.load(f)
     with open(base + ".eval.json") as f:

@@ -47,7 +47,7 @@ std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at
   std::map<std::string, at::Tensor> out;
   for (size_t j = 0; j < weights.size(); ++j) {
     slots[j].set(originals.at(weights[j]));
-    out.emplace(weights[j], (sums[j] / static_cast<double>(images.size(0))).to(at::kCPU));
+    out.emplace(weights[j], (sums[j] / static_cast<double>(images.size(0))).to(at::kCPU, at::kFloat));
   }
   return out;
 }

@@ -16,7 +16,8 @@ namespace vimvq::calib {
 
 // F = mean over `images` of (d/dW -log p(y | x))^2, one image at a time, y drawn from the model's
 // own prediction by a generator seeded with `seed` (the true Fisher, one label per image, the
-// same labels on every CPU). The model's parameters are left as they were.
+// same labels on every CPU), summed in fp64 and returned in fp32 on the CPU (Vim-B's quantized
+// weights take 340 MB so). The model's parameters are left as they were.
 std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at::Tensor& images,
                                                 const std::vector<std::string>& weights, uint64_t seed);
 
