@@ -190,10 +190,10 @@ const std::vector<ParamSpec>& table() {
       patterns("exclude", &P::exclude, "skip layers matching these globs or substrings"),
       seed_spec(),
       real("target_bpw", &P::target_bpw, 0, 16, Bounds::kClosed,
-           "average bits per quantized weight, codebooks counted; each layer's width chosen by measured "
-           "output error, the total within 1 % below (0: every layer at `bits`)"),
+           "average bits per quantized weight, codebooks counted; each layer's width chosen by its "
+           "Fisher-weighted error, the total within 1 % below (0: every layer at `bits`)"),
       integer("allocation_images", &P::allocation_images, 1, 1000000,
-              "calibration images the target_bpw allocation measures each layer's output error on"),
+              "calibration images the target_bpw allocation takes each weight's Fisher on"),
       integer("e2e_steps", &P::e2e_steps, 0, 10000000,
               "end-to-end stage after the block-wise pass: Adam steps on every codebook (codes fixed) "
               "against the full-precision model's logits, KL loss (0: off)"),

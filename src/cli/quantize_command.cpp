@@ -319,7 +319,8 @@ void log_plan(const std::string& path, const model::VimModel& model,
       vq::method_name(p.method), widths.c_str(), totals.index_bpw(), totals.codebook_bpw()));
 }
 
-// --target-bpw: each layer's width from its measured output errors; the layers planned again.
+// --target-bpw: each layer's width (and codebook cap) from its Fisher-weighted errors; the layers
+// planned again.
 std::vector<calib::LayerRecord> allocate_to_target(model::VimModel& model,
                                                    const CalibrationImages& calibration,
                                                    calib::CalibrationParams& p,

@@ -46,7 +46,7 @@ struct CalibrationParams {
   std::vector<std::string> exclude;
   uint64_t seed = 1234;
   double target_bpw = 0;           // 0: every layer at `bits`; else a width per layer (calib/allocation.h)
-  int64_t allocation_images = 32;  // calibration images the allocation measures output errors on
+  int64_t allocation_images = 32;  // calibration images the allocation takes the Fisher on
   int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
   double e2e_lr = 1e-4;
   // Not knobs: the allocation's width and codebook cap per layer, set before the layers are planned.
