@@ -450,13 +450,20 @@ def main() -> int:
     slurm.add_argument("--mem")
     slurm.add_argument("--sbatch-arg", action="append", default=[], help="another #SBATCH line, e.g. --qos=long")
     slurm.add_argument("--job-name", default="vimvq-sweep")
-    slurm.add_argument("--dry-run", action="store_true", help="print the scripts, submit nothing")
+    slurm.add_argument("--dry-run", action="store_true",
+                       help="print what would run (with --slurm: the two scripts), run and submit nothing")
     slurm.add_argument("--wait", action="store_true", help="return when the gather job ends, with its status")
     split = argv.index("--") if "--" in argv else len(argv)
     args = ap.parse_args(argv[:split])
     extra = argv[split + 1:]  # after --: passed to every vimvq quantize
     out = os.path.abspath(args.out)
     points = plan_points(args, extra)
+    if args.dry_run and not args.slurm:
+        todo = pending(points)
+        print(f"# {len(points)} points, {len(todo)} without a result; each runs:")
+        for p in todo:
+            print(f"# {p['name']}\n{shlex.join(p['quantize'])}\n{shlex.join(p['eval'])}")
+        return 0
     if args.slurm:
         if not args.dry_run:
             os.makedirs(out, exist_ok=True)

@@ -259,6 +259,14 @@ class Quantize(unittest.TestCase):
         with open(os.path.join(out, "sweep.csv")) as f:
             self.assertEqual(len(f.read().strip().splitlines()), 3)
         self.assertTrue(os.path.exists(os.path.join(out, "sweep.md")))
+        # A dry run lists the points without a result and runs nothing.
+        dry = os.path.join(self.dir, "sweep_dry")
+        r = subprocess.run(cmd[:cmd.index("--out") + 1] + [dry] + cmd[cmd.index("--out") + 2:cmd.index("--")] +
+                           ["--dry-run"] + cmd[cmd.index("--"):], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("# 2 points, 2 without a result", r.stdout)
+        self.assertIn(" quantize ", r.stdout)
+        self.assertFalse(os.path.exists(dry))
 
     def assert_refused(self, needle, *args, calib=None, output=None):
         output = output or os.path.join(self.dir, "refused.vqpk")
