@@ -23,6 +23,17 @@ def read(path):
     return {r["path"]: (r["label"], r["pred1"]) for r in rows}
 
 
+def right_sets(a, b):
+    """The images each of two read() results gets right."""
+    return ({p for p, (label, pred) in a.items() if pred == label},
+            {p for p, (label, pred) in b.items() if pred == label})
+
+
+def discordant(right_a, right_b):
+    """(images only A gets right, images only B gets right): McNemar's two counts."""
+    return len(right_a - right_b), len(right_b - right_a)
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     n = only_a + only_b
     if n == 0:
@@ -48,9 +59,8 @@ def main() -> int:
     if any(a[p][0] != b[p][0] for p in a) or any(a[p][0] == "" for p in a):
         print("error: labels are missing or differ between the two files", file=sys.stderr)
         return 2
-    right_a = {p for p, (label, pred) in a.items() if pred == label}
-    right_b = {p for p, (label, pred) in b.items() if pred == label}
-    only_a, only_b = len(right_a - right_b), len(right_b - right_a)
+    right_a, right_b = right_sets(a, b)
+    only_a, only_b = discordant(right_a, right_b)
     n = len(a)
     print(f"images            {n}")
     print(f"top-1  A          {100 * len(right_a) / n:.2f} %  ({args.a})")

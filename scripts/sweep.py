@@ -92,7 +92,7 @@ def plan_points(args, extra):
                                 os.path.abspath(args.eval_data), "--reference", os.path.abspath(model),
                                 "--predictions", base + ".csv", "--report", base + ".eval.json"] + args.eval_args
                     points.append({"index": len(points), "name": name, "model": os.path.abspath(model),
-                                   "method": label, "ablation": label.startswith("vimvq-"), kind: width,
+                                   "method": label, kind: width,
                                    "seed": seed, "config": config, "quantize": quantize, "eval": evaluate})
     names = [p["name"] for p in points]
     if len(set(names)) != len(names):
@@ -205,17 +205,15 @@ def run_point(point) -> int:
 
 def mcnemar_against_vimvq(rows) -> None:
     sys.path.insert(0, os.path.dirname(SCRIPT))
-    from compare_predictions import mcnemar_exact, read
+    from compare_predictions import discordant, mcnemar_exact, read, right_sets
     for row in rows:
         width = row.get("bits", row.get("budget"))
         ref = next((x for x in rows if x["method"] == "vimvq" and x["status"] == "ok" and x["model"] == row["model"]
                     and x.get("bits", x.get("budget")) == width and x["seed"] == row["seed"]), None)
         if row["status"] != "ok" or ref is None or ref is row:
             continue
-        a, b = read(row["predictions"]), read(ref["predictions"])
-        right_a = {k for k, (label, pred) in a.items() if label == pred}
-        right_b = {k for k, (label, pred) in b.items() if label == pred}
-        row["only_this_right"], row["only_vimvq_right"] = len(right_a - right_b), len(right_b - right_a)
+        row["only_this_right"], row["only_vimvq_right"] = discordant(
+            *right_sets(read(row["predictions"]), read(ref["predictions"])))
         row["mcnemar_p_vs_vimvq"] = mcnemar_exact(row["only_this_right"], row["only_vimvq_right"])
 
 
@@ -223,7 +221,7 @@ def gather(out: str, max_drop=None) -> int:
     points = read_manifest(os.path.join(out, MANIFEST))
     rows, problems = [], []
     for p in points:
-        row = {k: p[k] for k in ("name", "model", "method", "seed", "ablation")}
+        row = {k: p[k] for k in ("name", "model", "method", "seed")}
         row.update({k: p[k] for k in ("bits", "budget") if k in p})
         row["model"] = stem(row["model"])
         path = result_path(p)
