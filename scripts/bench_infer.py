@@ -20,6 +20,12 @@ Memory: every (model, bits, batch, form) also runs in its own process, so that i
 its own: it loads the model and runs the three warm-up forwards and one more. Reported: the peak
 RSS above the process's floor (the RSS after importing torch and the ops library, before the
 model) and the resident model bytes (parameters, buffers, codes and codebooks).
+
+`vimvq eval` (--eval-rounds, 3 by default, 0: off): for each model and bits, at batch 1 on the 8
+calibration images (as a flat folder), the fp32 original, the packed file on its codes and with
+--dense, each in its own process, rounds alternating; the peak RSS of each (the kernel's
+ru_maxrss of that child) above the peak of `vimvq --version`, run beside them: the process's floor,
+the libraries loaded and nothing else. A last table gives each round's ratio to fp32.
 """
 import argparse
 import json
@@ -118,6 +124,27 @@ def child_speed(args) -> None:
     print(json.dumps(rates))
 
 
+def peak_rss_mb(command) -> float:
+    """The peak RSS of one child process, from the kernel's accounting of that child alone."""
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as child:
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(command)}: exit {child.returncode}: {child.stderr.read().decode()[-500:]}")
+    return usage.ru_maxrss / 1024
+
+
+def eval_peaks(args, model: str, packed: str, images: str) -> list:
+    """Per round: `vimvq eval` peaks above `vimvq --version`'s, fp32 / compressed / dense."""
+    evaluate = [args.vimvq, "eval", "--data", images, "--batch-size", "1", "--threads", str(args.threads)]
+    forms = {"fp32": evaluate + [model], "compressed": evaluate + [packed], "dense": evaluate + [packed, "--dense"]}
+    rounds = []
+    for _ in range(args.eval_rounds):
+        floor = peak_rss_mb([args.vimvq, "--version"])
+        rounds.append({form: peak_rss_mb(command) - floor for form, command in forms.items()} | {"floor": floor})
+    return rounds
+
+
 def ensure(path: str, command) -> None:
     if os.path.exists(path):
         return
@@ -133,6 +160,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per (model, bits, batch)")
     ap.add_argument("--min-seconds", type=float, default=1.0, help="least time per form and round")
+    ap.add_argument("--eval-rounds", type=int, default=3, help="vimvq eval peak RSS rounds (0: off)")
     ap.add_argument("--work", default=os.path.join(REPO, "build", "bench_infer"))
     ap.add_argument("--vimvq", default=os.path.join(REPO, "build", "vimvq"))
     ap.add_argument("--child", choices=FORMS + ("speed",), dest="form", help=argparse.SUPPRESS)
@@ -153,7 +181,13 @@ def main() -> int:
     calib = os.path.join(args.work, "calib")
     if not os.path.isdir(calib):
         make_jpegs(calib, 8, seed=0)
-    rows = []
+    images = os.path.join(args.work, "eval_images")  # flat: the random models have 1000 classes
+    if not os.path.isdir(images):
+        os.makedirs(images)
+        for root, _, files in os.walk(calib):
+            for f in files:
+                os.link(os.path.join(root, f), os.path.join(images, f))
+    rows, peaks = [], []
     print("| model | bits | batch | form | images/s | vs fp32 (range) | peak RSS above floor | resident model |")
     print("|---|---|---|---|---|---|---|---|", flush=True)
     for name in args.models:
@@ -165,6 +199,7 @@ def main() -> int:
             packed = os.path.join(args.work, f"{name}.w{bits}.vqpk")
             ensure(packed, [args.vimvq, "quantize", model, calib, "-o", packed, "--method", "kmeans", "--bits",
                             str(bits), "--calib-size", "8", "--agreement-images", "0"])
+            peaks += [dict(r, model=name, bits=bits) for r in eval_peaks(args, model, packed, images)]
             for batch in args.batches:
                 def run_child(form: str) -> dict:
                     out = subprocess.run([sys.executable, __file__, "--child", form, "--model", model, "--packed",
@@ -190,8 +225,15 @@ def main() -> int:
                     print(f"| {name} | {bits} | {batch} | {form} | {r['images_per_second']:.2f} | "
                           f"{r['vs_fp32']:.3f}{spread} | {r['peak_above_floor_mb']:.0f} MB | "
                           f"{r['resident_mb']:.1f} MB |", flush=True)
+    if peaks:
+        print("\n`vimvq eval`, batch 1, peak RSS above `vimvq --version`'s (floor), per round:\n")
+        print("| model | bits | floor | fp32 | compressed | dense | compressed / fp32 |")
+        print("|---|---|---|---|---|---|---|")
+        for p in peaks:
+            print(f"| {p['model']} | {p['bits']} | {p['floor']:.0f} MB | {p['fp32']:.0f} MB | {p['compressed']:.0f} MB | "
+                  f"{p['dense']:.0f} MB | {p['compressed'] / p['fp32']:.3f} |")
     with open(os.path.join(args.work, "bench_infer.json"), "w") as f:
-        json.dump(rows, f, indent=1)
+        json.dump({"speed_and_memory": rows, "eval_peaks": peaks}, f, indent=1)
     return 0
 
 

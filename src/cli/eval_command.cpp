@@ -155,6 +155,7 @@ int run_eval(const EvalOptions& o) {
   OutputSet files;
   declare_eval_files(o, files);
   set_interrupt_message("eval of " + o.model + " stopped; nothing was written");
+  run_graphs_unoptimized();
 
   int compressed_layers = 0;
   auto model = load_eval_model(o, device, compressed_layers);
@@ -171,6 +172,7 @@ int run_eval(const EvalOptions& o) {
     reference = format::load_model(*o.reference, device);
     check_same_input(meta, reference->metadata(), *o.reference);
   }
+  keep_freed_memory_mapped();  // the models are loaded: what follows reuses its activations
   const data::Dataset ds = eval_dataset(o, meta);
   log::info(
       strprintf("model %s (%s, %d blocks, %d classes, scan %s), %zu images from %s, device %s, %d threads",

@@ -69,6 +69,7 @@ void print_table(const std::string& path, const model::ModelMetadata& meta, cons
 
 int run_inspect(const InspectOptions& o) {
   configure_threads(o.threads);
+  run_graphs_unoptimized();
   if (format::is_packed_file(o.model)) return inspect_packed(o);
   auto model = format::load_model(o.model);
   const auto& meta = model.metadata();

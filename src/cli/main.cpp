@@ -2,6 +2,7 @@
 // (CLI11) into the subcommands' option structs and maps failures to one-line errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 
@@ -17,6 +18,45 @@ using namespace vimvq::cli;
 // Help fits an 80-column terminal: the options a first run needs stay in the default group, the
 // rest go to named groups, and long descriptions break their own lines ('\n' keeps the indent).
 constexpr std::size_t kHelpColumn = 28;
+
+// Ends the process without static destructors. Those of the CUDA libraries LibTorch links (cuBLASLt,
+// cuSPARSELt, libtorch_cuda) page in about 120 MB of their data at exit, even in a CPU run: on
+// vim_base that was the largest step of `vimvq eval`'s peak RSS and of `vimvq --version`'s
+// (docs/BENCHMARKS.md, "Compressed inference"). By now every output is committed or removed (those
+// are scoped objects) and only the streams need flushing. Sanitizer builds end normally:
+// LeakSanitizer runs at exit.
+[[noreturn]] void end_process(int status) {
+  vimvq::log::flush();
+  std::fflush(nullptr);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+  std::exit(status);
+#else
+  std::_Exit(status);
+#endif
+}
+
+int run_command(CLI::App* ev, CLI::App* qu, CLI::App* in, const EvalOptions& eval,
+                const QuantizeOptions& quant, const InspectOptions& inspect) {
+  try {
+    return_freed_memory();
+    if (*ev) return run_eval(eval);
+    if (*qu) return run_quantize(quant);
+    if (*in) return run_inspect(inspect);
+  } catch (const vimvq::Error& e) {
+    std::fprintf(stderr, "vimvq: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The path and the system's reason, not the library's "filesystem error: status: ..." text.
+    const std::string path = e.path1().empty() ? std::string("(no path)") : e.path1().string();
+    std::fprintf(stderr, "vimvq: error: %s: %s\n", path.c_str(), e.code().message().c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    std::fprintf(stderr, "vimvq: error: %s\n", what.substr(0, what.find('\n')).c_str());
+    return 1;
+  }
+  return 0;
+}
 
 CLI::App* add_eval(CLI::App& app, EvalOptions& eval) {
   auto* ev = app.add_subcommand("eval", "top-1/top-5 of a model or packed file on images");
@@ -135,26 +175,12 @@ int main(int argc, char** argv) {
   CLI::App* qu = add_quantize(app, quant);
   CLI::App* in = add_inspect(app, inspect);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    end_process(app.exit(e));  // --help and --version end here too
+  }
   vimvq::log::set_verbose(verbose);
   vimvq::install_interrupt_handler();
-  try {
-    keep_freed_memory_mapped();
-    if (*ev) return run_eval(eval);
-    if (*qu) return run_quantize(quant);
-    if (*in) return run_inspect(inspect);
-  } catch (const vimvq::Error& e) {
-    std::fprintf(stderr, "vimvq: error: %s\n", e.what());
-    return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
-    // The path and the system's reason, not the library's "filesystem error: status: ..." text.
-    const std::string path = e.path1().empty() ? std::string("(no path)") : e.path1().string();
-    std::fprintf(stderr, "vimvq: error: %s: %s\n", path.c_str(), e.code().message().c_str());
-    return 1;
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    std::fprintf(stderr, "vimvq: error: %s\n", what.substr(0, what.find('\n')).c_str());
-    return 1;
-  }
-  return 0;
+  end_process(run_command(ev, qu, in, eval, quant, inspect));
 }

@@ -457,6 +457,7 @@ int run_quantize(const QuantizeOptions& given) {
   if (o.output.empty()) o.output = default_output(o.model, r.params);
   const calib::CalibrationParams& p = r.params;
   auto model = format::load_model(o.model, device);
+  keep_freed_memory_mapped();
   const auto& meta = model.metadata();
   check_model_and_device(model, p);
   auto planned = calib::plan_layers(model, p);

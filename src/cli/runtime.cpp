@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <malloc.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <cstdlib>
 #include <string>
@@ -48,11 +49,16 @@ int configure_threads(int requested) {
   return n;
 }
 
+void return_freed_memory() {
+  // Fixed thresholds: glibc's sliding ones rise to the largest block freed so far.
+  constexpr int kOwnMappingBytes = 256 << 10;
+  ::mallopt(M_MMAP_THRESHOLD, kOwnMappingBytes);
+  ::mallopt(M_TRIM_THRESHOLD, kOwnMappingBytes);
+}
+
+void run_graphs_unoptimized() { torch::jit::setGraphExecutorOptimize(false); }
+
 void keep_freed_memory_mapped() {
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: larger blocks are still mapped
-  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  // The blocks glibc still maps (activations at Vim-S/B widths; the cache's default threshold is
-  // the 32 MiB above) are reused instead of faulted in again.
   util::CpuBlockCacheOptions cache;
   if (const char* text = std::getenv("VIMVQ_CPU_CACHE_MB")) {
     char* end = nullptr;
@@ -62,6 +68,11 @@ void keep_freed_memory_mapped() {
                   "': expected MiB of freed blocks to keep, 0 to 16777216");
     cache.max_cached_bytes = static_cast<size_t>(mb) << 20;
   }
+  ::malloc_trim(0);                       // what loading freed goes back before the heap stops shrinking
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: larger blocks are still mapped
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // The blocks glibc still maps (activations at Vim-S/B widths; the cache's default threshold is
+  // the 32 MiB above) are reused instead of faulted in again.
   if (cache.max_cached_bytes > 0) util::install_cpu_block_cache(cache);
 }
 

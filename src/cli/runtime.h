@@ -11,6 +11,12 @@ namespace vimvq::cli {
 // from competing with them; returns the count used.
 int configure_threads(int requested);
 
+// TorchScript's graph executor profiles a model's first runs and keeps specialised, optimised copies
+// of its graphs. For inference they bought nothing here (`vimvq eval` at the same images/s, fp32
+// and compressed, side by side) and cost about 28 MB of its peak on vim_base (docs/BENCHMARKS.md,
+// "Compressed inference"). Process-wide: for the commands that only run forwards.
+void run_graphs_unoptimized();
+
 // How the CPU block cache (commands.h, keep_freed_memory_mapped) has served this process so far.
 std::string cpu_block_cache_summary();
 

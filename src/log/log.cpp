@@ -21,5 +21,6 @@ void set_verbose(bool verbose) { logger().set_level(verbose ? spdlog::level::deb
 void info(const std::string& message) { logger().info("{}", message); }
 void warn(const std::string& message) { logger().warn("{}", message); }
 void debug(const std::string& message) { logger().debug("{}", message); }
+void flush() { logger().flush(); }
 
 }  // namespace vimvq::log

@@ -1,4 +1,4 @@
-// vimvq::vq_linear on the CPU: decode a layer's rows (a panel of them for a layer above 16 MiB),
+// vimvq::vq_linear on the CPU: decode a panel of a layer's rows (as large as its input, 2 to 16 MiB),
 // multiply, next panel (include/vimvq/ops/vq_linear.h). Registered here with its schema; the CUDA kernel
 // registers in vq_linear_cuda.cpp.
 #include <ATen/ATen.h>
@@ -13,12 +13,15 @@
 namespace vimvq::ops {
 namespace {
 
-// The decoded rows of one product stay within this many bytes: every layer of Vim-T/S/B (the
-// largest, Vim-B's in_proj, is 9 MiB) is decoded whole into a transient scratch buffer and
-// multiplied by one BLAS call; larger layers go panel by panel. Cache-sized panels of 1 MiB, tried
-// first, cost 11 to 26 % against the dense product at Vim-B's shapes on 2 cores: BLAS lost more
-// on the narrower products than the cache saved.
-constexpr int64_t kPanelBytes = int64_t{1} << 24;
+// The decoded rows of one product (a transient scratch panel) stay within the layer input's own
+// bytes, but at least kMinPanelBytes and at most kMaxPanelBytes. At 64 images every layer of Vim-T/S/B
+// (the largest, Vim-B's in_proj, is 9 MiB) is decoded whole and multiplied by one BLAS call: 1 MiB
+// panels cost 11 to 26 % there against the dense product, BLAS losing more on the narrower products
+// than the cache saved. At one image, 2 MiB panels ran vim_base at the speed of whole-layer ones
+// (0.917 against 0.922 of fp32, docs/BENCHMARKS.md), and BLAS packs the panel again: a whole 9 MiB
+// layer decoded per call was about 27 MB of `vimvq eval`'s peak.
+constexpr int64_t kMinPanelBytes = int64_t{1} << 21;
+constexpr int64_t kMaxPanelBytes = int64_t{1} << 24;
 constexpr int64_t kDecodeGrain = int64_t{1} << 15;  // elements per decode task
 
 at::Tensor vq_linear_op(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& codebook,
@@ -67,7 +70,8 @@ at::Tensor vq_linear_cpu_with(const at::Tensor& x, const at::Tensor& codes, cons
               l.cols, ")");
   const at::Tensor x2 = x.reshape({-1, l.cols}).contiguous();
   at::Tensor out = at::empty({x2.size(0), l.rows}, x.options());
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * l.cols), 1, l.rows);
+  const int64_t panel_bytes = std::clamp<int64_t>(x2.numel() * 4, kMinPanelBytes, kMaxPanelBytes);
+  const int64_t panel_rows = std::clamp<int64_t>(panel_bytes / (4 * l.cols), 1, l.rows);
   at::Tensor panel = at::empty({panel_rows, l.cols}, x.options());
   const uint8_t* code_ptr = codes.data_ptr<uint8_t>();
   const float* book_ptr = codebook.data_ptr<float>();

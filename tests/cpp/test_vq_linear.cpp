@@ -110,7 +110,8 @@ double max_relative_error(const at::Tensor& got, const at::Tensor& want) {
 }
 
 TEST(VqLinear, EqualsTheDenseProductOfTheDecodedWeightOnEveryPath) {
-  // 600 rows of 1024: three panels; 64 x 32 and 13 x 11: one, odd.
+  // 600 rows of 1024: two panels (2 MiB: 512 rows, then 88) for a small input, one for an input of
+  // 640 rows (2.5 MiB); 64 x 32 and 13 x 11: one, odd.
   for (const Case& c :
        {Case{600, 1024, 256, 4, 1}, Case{64, 32, 256, 4, 1}, Case{13, 11, 64, 2, 1}, Case{24, 8, 4, 1, 24}}) {
     Operands o = make(c, 11);
@@ -119,7 +120,8 @@ TEST(VqLinear, EqualsTheDenseProductOfTheDecodedWeightOnEveryPath) {
     decode_range(o.codes.data_ptr<uint8_t>(), o.codebook.data_ptr<float>(), o.layout, 0, c.rows * c.cols,
                  dense.data_ptr<float>(), DecodeIsa::kScalar);
     const at::Tensor bias = at::randn({c.rows});
-    for (const auto& shape : {std::vector<int64_t>{3, 5, c.cols}, std::vector<int64_t>{1, c.cols}}) {
+    for (const auto& shape : {std::vector<int64_t>{3, 5, c.cols}, std::vector<int64_t>{1, c.cols},
+                              std::vector<int64_t>{640, c.cols}}) {
       const at::Tensor x = at::randn(shape);
       const at::Tensor want = at::linear(x, dense, bias);
       for (DecodeIsa isa : paths()) {

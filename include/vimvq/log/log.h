@@ -11,5 +11,7 @@ void set_verbose(bool verbose);
 void info(const std::string& message);
 void warn(const std::string& message);
 void debug(const std::string& message);
+// Writes out what the logger buffers (before a process ends without running destructors).
+void flush();
 
 }  // namespace vimvq::log

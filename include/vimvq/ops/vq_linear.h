@@ -2,10 +2,10 @@
 //
 // A Vim linear layer always sees 197 x batch rows, so a fused code+codebook kernel would not pay
 // (docs/ARCHITECTURE.md, "Compressed inference"): the CPU path decodes W's output rows into a
-// transient fp32 scratch buffer (the whole layer up to 16 MiB, else panel by panel) and multiplies
-// it with LibTorch's BLAS, writing straight into the output's columns. Decoding has a plain scalar reference
-// and AVX2 and AVX-512 paths (16-byte loads and permutes, no gathers), picked at run time; tests compare
-// every path with the reference.
+// transient fp32 scratch panel (as many bytes as the layer's input, 2 to 16 MiB) and multiplies
+// it with LibTorch's BLAS, panel by panel, writing straight into the output's columns. Decoding has a plain
+// scalar reference and AVX2 and AVX-512 paths (16-byte loads and permutes, no gathers), picked at run time;
+// tests compare every path with the reference.
 #pragma once
 
 #include <ATen/core/Tensor.h>
