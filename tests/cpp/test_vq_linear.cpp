@@ -120,14 +120,16 @@ TEST(VqLinear, EqualsTheDenseProductOfTheDecodedWeightOnEveryPath) {
     decode_range(o.codes.data_ptr<uint8_t>(), o.codebook.data_ptr<float>(), o.layout, 0, c.rows * c.cols,
                  dense.data_ptr<float>(), DecodeIsa::kScalar);
     const at::Tensor bias = at::randn({c.rows});
-    for (const auto& shape : {std::vector<int64_t>{3, 5, c.cols}, std::vector<int64_t>{1, c.cols},
-                              std::vector<int64_t>{640, c.cols}}) {
-      const at::Tensor x = at::randn(shape);
+    // The last two inputs are views: the second half of wider rows (as x_proj takes half of the
+    // conv's channels, read in place) and a transposed matrix (copied first).
+    for (const at::Tensor& x : {at::randn({3, 5, c.cols}), at::randn({1, c.cols}), at::randn({640, c.cols}),
+                                at::randn({2, 7, 2 * c.cols}).chunk(2, -1)[1], at::randn({c.cols, 6}).t()}) {
       const at::Tensor want = at::linear(x, dense, bias);
       for (DecodeIsa isa : paths()) {
         const at::Tensor got = vq_linear_cpu_with(x, o.codes, o.codebook, o.layout, bias, isa);
         ASSERT_EQ(got.sizes(), want.sizes());
-        EXPECT_LT(max_relative_error(got, want), 1e-5) << isa_name(isa) << " rows " << c.rows;
+        EXPECT_LT(max_relative_error(got, want), 1e-5)
+            << isa_name(isa) << " rows " << c.rows << " x " << x.sizes();
       }
     }
     // Through the registered operator, as a TorchScript model calls it.
