@@ -69,7 +69,8 @@ at::Tensor vq_linear_cpu_with(const at::Tensor& x, const at::Tensor& codes, cons
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.size(-1) == l.cols, "vq_linear: x must be float (..., ",
               l.cols, ")");
   // A view whose rows are strided (x_proj's input is half of the conv's output channels) goes to
-  // BLAS as it is, as F.linear passes it: a copy cost vim_tiny 7 % at 64 images.
+  // BLAS as it is, as F.linear passes it: copied, it held vim_tiny at 64 images to 0.93 of fp32's
+  // speed, against 0.98 without (docs/BENCHMARKS.md).
   at::Tensor x2 = x.reshape({-1, l.cols});
   if (x2.stride(1) != 1 || x2.stride(0) < l.cols) x2 = x2.contiguous();
   at::Tensor out = at::empty({x2.size(0), l.rows}, x.options());
