@@ -13,7 +13,9 @@
 #     against the CPU top-1 of docs/BENCHMARKS.md (within 0.3 points);
 #  5. 2-bit quantization of all 24 blocks of a random-init vim_tiny (400 steps, the default) and
 #     vim_small (GPU_SMALL_ITERS, default 100, to fit the 10-minute call), 256 JPEGs at 224 px:
-#     wall time and peak GPU memory (nvidia-smi, sampled every 100 ms).
+#     wall time and peak GPU memory (nvidia-smi, sampled every 100 ms);
+#  6. vimvq eval of a random vim_base (GPU_EVAL_CONFIG), its 2-bit packed file (k-means) on its codes and --dense, on
+#     CUDA at batch 64 over the 256 JPEGs: images/s and peak GPU memory, each against fp32's.
 # It ends with one summary table. Everything lands in $OUT (gpu_check.log, summary.md, reports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ PY=${VIMVQ_PYTHON:-python3}
 DEPS=${VIMVQ_GPU_DEPS:-.gpu-deps}
 DATA=${FMNIST_DATA:-data/fashion-mnist}
 SMALL_ITERS=${GPU_SMALL_ITERS:-100}
+EVAL_CONFIG=${GPU_EVAL_CONFIG:-vim_base}
 out=${OUT:-build-gpu/out}
 work=build-gpu/work
 mkdir -p "$out" "$work"
@@ -119,6 +122,40 @@ quantize_large() {  # quantize_large CONFIG ITERS TIMEOUT_S
   return $rc
 }
 
+eval_cuda_form() {  # eval_cuda_form FORM MODEL [--dense]: one vimvq eval on CUDA, rate and GPU memory peak
+  local form=$1 model=$2 rc
+  shift 2
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$work/eval_$form.mem" &
+  local smi=$!
+  timeout 180 build-gpu/vimvq eval "$model" "$@" --data "$work/jpegs_flat" --device cuda --batch-size 64 \
+    --report "$out/eval_${EVAL_CONFIG}_$form.json" | tail -3
+  rc=$?
+  kill $smi
+  rate[$form]=$("$PY" -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["images_per_second"], 2))' \
+    "$out/eval_${EVAL_CONFIG}_$form.json") || return
+  peak[$form]=$(sort -n "$work/eval_$form.mem" | tail -1)
+  return $rc
+}
+
+compressed_eval_cuda() {  # issue 29's GPU goal: codes at <= 0.3x fp32's peak memory, >= 0.9x its images/s
+  local idle form
+  declare -A rate peak
+  "$PY" scripts/export.py --config "$EVAL_CONFIG" --seed 0 -o "$work/$EVAL_CONFIG.pt" || return
+  mkdir -p "$work/jpegs_flat"  # flat: the random model has 1000 classes
+  find "$work/jpegs" -name '*.jpg' -exec ln -f {} "$work/jpegs_flat/" \; || return
+  timeout 300 build-gpu/vimvq quantize "$work/$EVAL_CONFIG.pt" "$work/jpegs" -o "$work/$EVAL_CONFIG.w2.vqpk" --method kmeans \
+    --bits 2 --calib-size 8 --agreement-images 0 --device cuda | tail -3 || return
+  idle=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+  eval_cuda_form fp32 "$work/$EVAL_CONFIG.pt" || return
+  eval_cuda_form codes "$work/$EVAL_CONFIG.w2.vqpk" || return
+  eval_cuda_form dense "$work/$EVAL_CONFIG.w2.vqpk" --dense || return
+  for form in fp32 codes dense; do
+    rows+=("| eval cuda, random $EVAL_CONFIG, 2 bits, batch 64, 256 JPEGs, $form | ${rate[$form]} img/s ($("$PY" -c \
+      "print(round(${rate[$form]} / ${rate[fp32]}, 3))")x fp32), peak GPU memory ${peak[$form]} MiB, $((peak[$form] - idle)) MiB above the idle $idle MiB ($("$PY" -c \
+      "print(round(($((peak[$form] - idle))) / ($((peak[fp32] - idle))), 3))")x fp32) |")
+  done
+}
+
 {
   echo "=== machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -137,6 +174,7 @@ quantize_large() {  # quantize_large CONFIG ITERS TIMEOUT_S
   step "calibration jpegs" make_calibration_jpegs
   step "quantize vim_tiny" quantize_large vim_tiny 400 300
   step "quantize vim_small" quantize_large vim_small "$SMALL_ITERS" 240
+  step "compressed eval cuda" compressed_eval_cuda
   {
     echo "| check | result |"
     echo "|---|---|"
