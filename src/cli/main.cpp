@@ -23,12 +23,12 @@ constexpr std::size_t kHelpColumn = 28;
 // cuSPARSELt, libtorch_cuda) page in about 120 MB of their data at exit, even in a CPU run: on
 // vim_base that was the largest step of `vimvq eval`'s peak RSS and of `vimvq --version`'s
 // (docs/BENCHMARKS.md, "Compressed inference"). By now every output is committed or removed (those
-// are scoped objects) and only the streams need flushing. Sanitizer builds end normally:
+// are scoped objects) and only the streams need flushing. AddressSanitizer builds end normally:
 // LeakSanitizer runs at exit.
 [[noreturn]] void end_process(int status) {
   vimvq::log::flush();
   std::fflush(nullptr);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#if defined(__SANITIZE_ADDRESS__)
   std::exit(status);
 #else
   std::_Exit(status);
