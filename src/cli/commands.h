@@ -65,21 +65,6 @@ int run_quantize(const QuantizeOptions& options);
 int run_inspect(const InspectOptions& options);
 void print_params_help();  // `vimvq quantize --help-params`
 
-// Returns freed memory to the system: every block of 256 KiB and more is mapped on its own and
-// unmapped when freed, and the heap is trimmed above 256 KiB. The process starts so. Loading a model
-// (its archive, its first forward) frees far more than it keeps, and under glibc's sliding
-// thresholds that memory stayed resident: it was most of `vimvq eval`'s peak above the process's
-// floor (docs/BENCHMARKS.md, "Compressed inference").
-void return_freed_memory();
-
-// For the compute that follows a load: trims what is free now, then keeps freed tensor memory in
-// the heap instead of unmapping it. A calibration step allocates and frees the same large
-// activations hundreds of times, and mapping each anew turned them into fresh page faults
-// (docs/BENCHMARKS.md, "Scale"). Blocks of 32 MiB and more go through util::CpuBlockCache
-// (VIMVQ_CPU_CACHE_MB: how much it keeps, 0: off). Throws vimvq::Error for a malformed
-// VIMVQ_CPU_CACHE_MB.
-void keep_freed_memory_mapped();
-
 // `vimvq --version`: the tool's version, the LibTorch it was built against, whether the CUDA
 // scan kernels are in, and the versions of the formats it reads and writes (for bug reports).
 std::string version_text();

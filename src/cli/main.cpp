@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "src/cli/commands.h"
+#include "src/cli/runtime.h"
 #include "vimvq/log/log.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/output_set.h"

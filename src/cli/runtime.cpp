@@ -10,7 +10,6 @@
 #include <string>
 #include <thread>
 
-#include "src/cli/commands.h"
 #include "vimvq/util/cpu_block_cache.h"
 #include "vimvq/util/error.h"
 #include "vimvq/util/strprintf.h"
