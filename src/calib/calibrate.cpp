@@ -94,6 +94,25 @@ void end_to_end_stage(model::VimModel& m, const at::Tensor& images, const at::Te
   result.end_to_end = finetune_end_to_end(m, images, teacher, result.layers, p, generator, cb.advance);
 }
 
+// One block's layers trained on the quantized chain `q` against `target`, their weights and
+// records added to `result`; returns the block's output on `q` with its final weights.
+Chain calibrate_block(model::VimModel& m, int b, const std::vector<model::LayerInfo>& layers,
+                      const CalibrationParams& p, const Chain& q, const at::Tensor& target,
+                      at::Generator& generator, const Callbacks& cb, Profiler* profiler,
+                      CalibrationResult& result) {
+  BlockCalibrator block(m, b, layers, p, q, target, profiler);
+  block.train(generator, cb.advance);
+  std::vector<LayerRecord> records;
+  for (auto& w : block.finish(&records)) result.layers.push_back(std::move(w));
+  for (auto& r : records) {
+    if (cb.on_layer) cb.on_layer(r);
+    result.layer_records.push_back(std::move(r));
+  }
+  result.blocks.push_back(block.record());
+  if (cb.on_block) cb.on_block(result.blocks.back());
+  return block.take_output();
+}
+
 }  // namespace
 
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
@@ -126,17 +145,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     if (b < first_block) {
       restore_block(m, b, result);
     } else if (!layers.empty()) {
-      BlockCalibrator block(m, b, layers, p, q, target.hidden, profiler);
-      block.train(generator, cb.advance);
-      std::vector<LayerRecord> records;
-      for (auto& w : block.finish(&records)) result.layers.push_back(std::move(w));
-      q_next = block.take_output();
-      for (auto& r : records) {
-        if (cb.on_layer) cb.on_layer(r);
-        result.layer_records.push_back(std::move(r));
-      }
-      result.blocks.push_back(block.record());
-      if (cb.on_block) cb.on_block(result.blocks.back());
+      q_next = calibrate_block(m, b, layers, p, q, target.hidden, generator, cb, profiler, result);
       if (cb.on_checkpoint && b < last_block) cb.on_checkpoint(b + 1, result, generator.get_state());
     }
     if (b == last_block) break;

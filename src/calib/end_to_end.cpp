@@ -2,9 +2,12 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/optim/adam.h>
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "src/calib/batch_order.h"
 #include "src/calib/chain_ops.h"
@@ -45,7 +48,56 @@ double kl_on(model::VimModel& model, const at::Tensor& images, const at::Tensor&
   return sum / static_cast<double>(rows.size(0));
 }
 
+// The first block holding a trained layer: the blocks before it have nothing to tune, so the
+// backward stops there.
+int first_trained_block(const model::VimModel& model, const std::vector<vq::QuantizedWeight>& layers) {
+  int first = std::numeric_limits<int>::max();
+  for (const auto& info : model.quantizable_layers()) {
+    for (const auto& l : layers)
+      if (l.name == info.name) first = std::min(first, info.block);
+  }
+  return first;
+}
+
 }  // namespace
+
+double kl_backward_by_blocks(model::VimModel& model, const at::Tensor& images, const at::Tensor& teacher,
+                             int first_block) {
+  using Pair = std::pair<at::Tensor, at::Tensor>;
+  const int blocks = model.metadata().num_blocks;
+  std::vector<Pair> inputs(blocks);
+  Pair x;
+  {
+    c10::NoGradGuard no_grad;
+    x = model.embed(images);
+    for (int b = 0; b < blocks; ++b) {
+      if (b >= first_block) inputs[b] = x;
+      x = model.block(b, x.first, x.second);
+    }
+  }
+  const auto leaf = [](const Pair& p) {
+    return Pair{p.first.detach().requires_grad_(true), p.second.detach().requires_grad_(true)};
+  };
+  Pair in = leaf(x);
+  const at::Tensor loss = mean_kl(teacher, model.head(in.first, in.second));
+  loss.backward();
+  for (int b = blocks - 1; b >= first_block; --b) {
+    const Pair grad{in.first.grad(), in.second.grad()};
+    // The first trained block's inputs need no gradient: nothing before it is tuned.
+    in = b > first_block ? leaf(inputs[b]) : inputs[b];
+    inputs[b] = Pair();
+    const Pair out = model.block(b, in.first, in.second);
+    std::vector<at::Tensor> outputs, grads;
+    for (const auto& [o, g] : {std::pair{out.first, grad.first}, std::pair{out.second, grad.second}}) {
+      if (g.defined() && o.requires_grad()) {
+        outputs.push_back(o);
+        grads.push_back(g);
+      }
+    }
+    if (!outputs.empty()) torch::autograd::backward(outputs, grads);
+  }
+  return loss.item<double>();
+}
 
 at::Tensor teacher_logits(model::VimModel& model, const at::Tensor& images, int64_t slice_rows) {
   c10::NoGradGuard no_grad;
@@ -78,13 +130,16 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
   }
   torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
   BatchOrder batches(n, p.batch_size, generator, device);
+  const int first_block = first_trained_block(model, layers);
   for (int s = 0; s < p.e2e_steps; ++s) {
     for (auto& t : trained) t.slot.set(t.weight());
     const at::Tensor batch = batches.next();
-    const at::Tensor loss =
-        mean_kl(teacher.index_select(0, batch), model.forward(images.index_select(0, batch)));
     optimiser.zero_grad();
-    loss.backward();
+    const at::Tensor x = images.index_select(0, batch), target = teacher.index_select(0, batch);
+    if (p.e2e_by_blocks)
+      kl_backward_by_blocks(model, x, target, first_block);
+    else
+      mean_kl(target, model.forward(x)).backward();
     optimiser.step();
     if (advance) advance(1);
   }

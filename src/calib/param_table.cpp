@@ -199,6 +199,9 @@ const std::vector<ParamSpec>& table() {
               "against the full-precision model's logits, KL loss (0: off)"),
       real("e2e_lr", &P::e2e_lr, 0, 10, Bounds::kClosed,
            "end-to-end stage: Adam learning rate of the codebooks"),
+      flag("e2e_by_blocks", &P::e2e_by_blocks,
+           "end-to-end stage: back-propagate block by block, each block's forward run again (the graph "
+           "of one block in memory, not the model's, for one more forward per step); false: one graph"),
   };
   return specs;
 }

@@ -6,6 +6,8 @@
 #include "test_util.h"
 #include "vimvq/calib/block_calibrator.h"
 #include "vimvq/calib/calibrate.h"
+#include "vimvq/calib/end_to_end.h"
+#include "vimvq/model/parameter_slot.h"
 #include "vimvq/report/quantize_report.h"
 
 using namespace vimvq;
@@ -199,5 +201,44 @@ TEST(Calibrate, ProfileAccountsForTheWarmUpAndEveryStep) {
     EXPECT_EQ(b.steps, p.iterations);
     EXPECT_EQ(b.reference_steps, 2);
     EXPECT_GT(b.reference_step_seconds, 0);
+  }
+}
+
+// The end-to-end stage's step back-propagates block by block; its loss and its gradients must be
+// those of one graph through the whole model.
+TEST(EndToEnd, BlockByBlockBackwardEqualsTheWholeModelGraph) {
+  auto m = micro();
+  for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);  // as quantize_model does
+  const at::Tensor x = images(6);
+  at::Generator g = at::detail::createCPUGenerator(11);
+  const at::Tensor teacher = at::randn({6, m.metadata().num_classes}, g, at::kFloat).mul_(3);
+  // Trained weights in blocks 1 and 2 only, each a function of a leaf as the stage's codebooks are.
+  std::vector<std::pair<model::ParameterSlot, at::Tensor>> trained;
+  for (const auto& l : m.quantizable_layers()) {
+    if (l.block == 0) continue;
+    model::ParameterSlot slot(m.module(), l.name);
+    const at::Tensor weight = slot.owner().attr(l.name.substr(l.name.rfind('.') + 1)).toTensor();
+    trained.push_back({slot, weight.detach().clone().requires_grad_(true)});
+  }
+  ASSERT_FALSE(trained.empty());
+  const auto set_weights = [&] {
+    for (auto& [slot, leaf] : trained) {
+      if (leaf.grad().defined()) leaf.mutable_grad().zero_();
+      slot.set(leaf.mul(1.0));
+    }
+  };
+  set_weights();
+  const at::Tensor log_p = at::log_softmax(teacher, -1);
+  const at::Tensor whole = (log_p.exp() * (log_p - at::log_softmax(m.forward(x), -1))).sum(-1).mean();
+  whole.backward();
+  std::vector<at::Tensor> expected;
+  for (auto& t : trained) expected.push_back(t.second.grad().clone());
+  set_weights();
+  const double by_blocks = calib::kl_backward_by_blocks(m, x, teacher, 1);
+  EXPECT_NEAR(by_blocks, whole.item<double>(), 1e-6 * std::abs(whole.item<double>()));
+  for (size_t i = 0; i < trained.size(); ++i) {
+    const double scale = expected[i].abs().max().item<double>();
+    ASSERT_GT(scale, 0) << i;
+    EXPECT_LE((trained[i].second.grad() - expected[i]).abs().max().item<double>(), 1e-4 * scale) << i;
   }
 }

@@ -24,6 +24,15 @@ struct EndToEndRecord {
 // The full-precision model's logits on `images` (N, C, H, W), computed in slices of `slice_rows`.
 at::Tensor teacher_logits(model::VimModel& model, const at::Tensor& images, int64_t slice_rows);
 
+// The mean KL(softmax(teacher) || softmax(model(images))) of one batch, back-propagated into
+// whatever the blocks' weights were computed from, block by block: a pass without gradients
+// keeps each block's input, then the head and each block from the last down to `first_block`
+// run again with gradients and are back-propagated alone. The graph alive at any time is one
+// block's, not the whole model's (on Vim-T at 224 px and batch 32, a whole-model graph took
+// quantize's peak from 0.97 to 3.83 GB), for one more forward of the blocks.
+double kl_backward_by_blocks(model::VimModel& model, const at::Tensor& images, const at::Tensor& teacher,
+                             int first_block);
+
 // p.e2e_steps Adam steps (rate p.e2e_lr) on batches of p.batch_size drawn by `generator`. The
 // model must hold the layers' hard weights; it holds the tuned ones after, and `layers` their
 // codebooks (fp16 values, as stored).
