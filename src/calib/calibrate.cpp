@@ -88,10 +88,11 @@ int continue_from(const ResumePoint* resume, CalibrationResult& result, at::Gene
 }
 
 void end_to_end_stage(model::VimModel& m, const at::Tensor& images, const at::Tensor& teacher,
-                      const CalibrationParams& p, at::Generator& generator, const Callbacks& cb,
-                      CalibrationResult& result) {
+                      int first_block, const CalibrationParams& p, at::Generator& generator,
+                      const Callbacks& cb, CalibrationResult& result) {
   if (cb.on_end_to_end) cb.on_end_to_end(p.e2e_steps);
-  result.end_to_end = finetune_end_to_end(m, images, teacher, result.layers, p, generator, cb.advance);
+  result.end_to_end =
+      finetune_end_to_end(m, images, teacher, result.layers, first_block, p, generator, cb.advance);
 }
 
 // One block's layers trained on the quantized chain `q` against `target`, their weights and
@@ -159,7 +160,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   }
   if (p.e2e_steps > 0) {
     fp = q = Chain();  // the chains are done with
-    end_to_end_stage(m, images, teacher, p, generator, cb, result);
+    end_to_end_stage(m, images, teacher, selected.front().block, p, generator, cb, result);
   }
   // Blocks kept for the calibration's activations would only add to the peak of what follows
   // (writing, evaluation at another batch size).

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 
 #include "src/calib/batch_order.h"
 #include "src/calib/chain_ops.h"
@@ -46,17 +45,6 @@ double kl_on(model::VimModel& model, const at::Tensor& images, const at::Tensor&
         static_cast<double>(part.size(0));
   }
   return sum / static_cast<double>(rows.size(0));
-}
-
-// The first block holding a trained layer: the blocks before it have nothing to tune, so the
-// backward stops there.
-int first_trained_block(const model::VimModel& model, const std::vector<vq::QuantizedWeight>& layers) {
-  int first = std::numeric_limits<int>::max();
-  for (const auto& info : model.quantizable_layers()) {
-    for (const auto& l : layers)
-      if (l.name == info.name) first = std::min(first, info.block);
-  }
-  return first;
 }
 
 }  // namespace
@@ -109,7 +97,7 @@ at::Tensor teacher_logits(model::VimModel& model, const at::Tensor& images, int6
 
 EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& images,
                                    const at::Tensor& teacher, std::vector<vq::QuantizedWeight>& layers,
-                                   const CalibrationParams& p, at::Generator& generator,
+                                   int first_block, const CalibrationParams& p, at::Generator& generator,
                                    const std::function<void(int64_t)>& advance) {
   const auto start = std::chrono::steady_clock::now();
   const at::Device device = images.device();
@@ -130,7 +118,6 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
   }
   torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
   BatchOrder batches(n, p.batch_size, generator, device);
-  const int first_block = first_trained_block(model, layers);
   for (int s = 0; s < p.e2e_steps; ++s) {
     for (auto& t : trained) t.slot.set(t.weight());
     const at::Tensor batch = batches.next();

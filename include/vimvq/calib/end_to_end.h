@@ -35,10 +35,11 @@ double kl_backward_by_blocks(model::VimModel& model, const at::Tensor& images, c
 
 // p.e2e_steps Adam steps (rate p.e2e_lr) on batches of p.batch_size drawn by `generator`. The
 // model must hold the layers' hard weights; it holds the tuned ones after, and `layers` their
-// codebooks (fp16 values, as stored).
+// codebooks (fp16 values, as stored). `first_block` is the first block holding one of `layers`:
+// the blocks before it have nothing to tune, so the backward stops there.
 EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& images,
                                    const at::Tensor& teacher, std::vector<vq::QuantizedWeight>& layers,
-                                   const CalibrationParams& p, at::Generator& generator,
+                                   int first_block, const CalibrationParams& p, at::Generator& generator,
                                    const std::function<void(int64_t)>& advance);
 
 }  // namespace vimvq::calib
