@@ -15,26 +15,52 @@ SHIPPED = os.path.join(REPO, "tests", "data", "vim_fmnist.pt")
 HAVE_DATA = os.path.exists(os.path.join(fashion_mnist.DEFAULT_DIR, "t10k-labels-idx1-ubyte.gz"))
 
 
+def prepare(out, *args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "prepare_fashion_mnist.py"), "--out", out,
+                           *args], capture_output=True, text=True)
+
+
+def check_folder(test, root, images, labels, prefix):
+    """Each image in the ImageFolder `root` is the data set's image of its file name's index, in its label's
+    folder; returns the indices."""
+    from torchvision.datasets import ImageFolder
+    folder = ImageFolder(root)
+    test.assertEqual(folder.classes, fashion_mnist.FOLDER_NAMES)
+    indices = []
+    for path, label in folder.samples:
+        index = int(os.path.basename(path)[len(prefix) + 1:-len(".png")])
+        test.assertEqual(label, labels[index])
+        test.assertTrue(np.array_equal(np.asarray(folder.loader(path).convert("L")), images[index]))
+        indices.append(index)
+    return indices
+
+
 @unittest.skipUnless(HAVE_DATA, "dataset-fashion-mnist not installed")
 class PreparedFolders(unittest.TestCase):
     def test_image_folder_layout(self):
-        from torchvision.datasets import ImageFolder
         with tempfile.TemporaryDirectory() as out:
-            r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "prepare_fashion_mnist.py"), "--out", out,
-                                "--calib-size", "30", "--test-limit", "40", "--seed", "2"], capture_output=True, text=True)
+            r = prepare(out, "--calib-size", "30", "--test-limit", "40", "--seed", "2")
             self.assertEqual(r.returncode, 0, r.stderr)
-            test_x, test_y = fashion_mnist.load_split("test")
-            folder = ImageFolder(os.path.join(out, "test"))
-            self.assertEqual(folder.classes, fashion_mnist.FOLDER_NAMES)
-            self.assertEqual(len(folder), 40)
-            for path, label in folder.samples:
-                index = int(os.path.basename(path)[len("test_"):-len(".png")])
-                self.assertEqual(label, test_y[index])
-                self.assertTrue(np.array_equal(np.asarray(folder.loader(path).convert("L")), test_x[index]))
-            calib = ImageFolder(os.path.join(out, "calib"))
-            counts = np.bincount([label for _, label in calib.samples], minlength=10)
+            self.assertEqual(len(check_folder(self, os.path.join(out, "test"), *fashion_mnist.load_split("test"),
+                                              "test")), 40)
+            calib = check_folder(self, os.path.join(out, "calib"), *fashion_mnist.load_split("train"), "train")
+            counts = np.bincount(fashion_mnist.load_split("train")[1][calib], minlength=10)
             self.assertEqual(counts.sum(), 30)
             self.assertLessEqual(counts.max() - counts.min(), 1, "calibration set must be balanced")
+            self.assertFalse(os.path.exists(os.path.join(out, "val")), "val/ is written only when asked for")
+
+    def test_val_split_holds_no_calibration_image(self):
+        train = fashion_mnist.load_split("train")
+        with tempfile.TemporaryDirectory() as out:
+            r = prepare(out, "--calib-size", "20", "--test-limit", "1", "--val-size", "50")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            calib = set(check_folder(self, os.path.join(out, "calib"), *train, "train"))
+            val = set(check_folder(self, os.path.join(out, "val"), *train, "train"))
+            self.assertEqual((len(calib), len(val)), (20, 50))
+            self.assertFalse(calib & val)
+            r = prepare(out, "--calib-size", "20", "--val-size", str(len(train[1])))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("too few training images are left for a balanced --val-size", r.stderr)
 
 
 @unittest.skipUnless(HAVE_DATA and os.path.exists(SHIPPED), "shipped model or data set missing")
