@@ -8,6 +8,7 @@
 #include "vimvq/calib/calibrate.h"
 #include "vimvq/calib/end_to_end.h"
 #include "vimvq/model/parameter_slot.h"
+#include "vimvq/report/metrics.h"
 #include "vimvq/report/quantize_report.h"
 
 using namespace vimvq;
@@ -241,4 +242,28 @@ TEST(EndToEnd, BlockByBlockBackwardEqualsTheWholeModelGraph) {
     ASSERT_GT(scale, 0) << i;
     EXPECT_LE((trained[i].second.grad() - expected[i]).abs().max().item<double>(), 1e-4 * scale) << i;
   }
+}
+
+// The stage's KL report is the measure `vimvq eval --reference` takes (in double precision): in
+// fp32 a KL near zero came out negative on Vim-T.
+TEST(EndToEnd, ReportsTheKlThatEvalMeasures) {
+  auto m = micro();
+  const at::Tensor x = images(12);
+  at::Tensor teacher;
+  {
+    c10::NoGradGuard no_grad;
+    teacher = m.forward(x);
+  }
+  auto p = small_params(vq::Method::kKmeans, 2);
+  p.batch_size = 12;  // one slice, so the two forwards below are the same computation
+  p.e2e_steps = 3;
+  const auto r = calib::quantize_model(m, x, p, {});
+  report::AgreementMetrics eval;
+  {
+    c10::NoGradGuard no_grad;
+    eval.add(m.forward(x), teacher);
+  }
+  ASSERT_GT(eval.mean_kl(), 0);
+  ASSERT_TRUE(r.end_to_end.has_value());
+  EXPECT_NEAR(r.end_to_end->kl_after, eval.mean_kl(), 1e-12 * eval.mean_kl());
 }
