@@ -43,8 +43,9 @@ class PreparedFolders(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(len(check_folder(self, os.path.join(out, "test"), *fashion_mnist.load_split("test"),
                                               "test")), 40)
-            calib = check_folder(self, os.path.join(out, "calib"), *fashion_mnist.load_split("train"), "train")
-            counts = np.bincount(fashion_mnist.load_split("train")[1][calib], minlength=10)
+            train_x, train_y = fashion_mnist.load_split("train")
+            calib = check_folder(self, os.path.join(out, "calib"), train_x, train_y, "train")
+            counts = np.bincount(train_y[calib], minlength=10)
             self.assertEqual(counts.sum(), 30)
             self.assertLessEqual(counts.max() - counts.min(), 1, "calibration set must be balanced")
             self.assertFalse(os.path.exists(os.path.join(out, "val")), "val/ is written only when asked for")
