@@ -208,8 +208,8 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   if (progress) progress->finish();
   if (const auto& e = result.end_to_end)
     log::info(
-        strprintf("end-to-end stage: mean KL against full precision %.4g -> %.4g on %lld calibration "
-                  "images, %.1f s",
+        strprintf("end-to-end stage: mean KL against full precision %.4g -> %.4g on %lld of the "
+                  "calibration images it trained on (in-sample), %.1f s",
                   e->kl_before, e->kl_after, static_cast<long long>(e->images), e->seconds));
   check_against_plan(planned, result.layer_records);
   return result;
@@ -335,12 +335,15 @@ std::vector<calib::LayerRecord> allocate_to_target(model::VimModel& model,
   p.layer_bits = a.bits;
   p.layer_codewords = a.max_codewords;
   auto replanned = calib::plan_layers(model, p);
-  std::map<std::tuple<int, int, int64_t>, int> layers_at;  // (bits, d, k)
-  for (const auto& l : replanned) ++layers_at[{l.bits, l.plan.d, l.plan.k}];
+  // By the index bits each layer ends with: a capped codebook takes a width below its nominal one
+  // (1 bit capped to 4 codewords of 8 is 0.25 bits a weight).
+  std::map<std::tuple<double, int, int64_t>, int> layers_at;  // (index bits per weight, d, k)
+  for (const auto& l : replanned)
+    ++layers_at[{static_cast<double>(l.plan.code_bits) / l.plan.d, l.plan.d, l.plan.k}];
   std::string mix;
   for (const auto& [width, count] : layers_at)
-    mix += strprintf("%s%d at %d bits (d %d, k %lld)", mix.empty() ? "" : ", ", count, std::get<0>(width),
-                     std::get<1>(width), static_cast<long long>(std::get<2>(width)));
+    mix += strprintf("%s%d at %g index bits (d %d, k %lld)", mix.empty() ? "" : ", ", count,
+                     std::get<0>(width), std::get<1>(width), static_cast<long long>(std::get<2>(width)));
   log::info(strprintf("allocation: %.4f bits per weight (target %g): %s; %.1f s", a.bpw(), p.target_bpw,
                       mix.c_str(), std::chrono::duration<double>(Clock::now() - t0).count()));
   return replanned;

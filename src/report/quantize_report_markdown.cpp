@@ -56,8 +56,8 @@ std::string to_markdown(const QuantizeReport& r) {
       s.resident_codes / 1e6, s.resident_codebooks / 1e6, s.resident_rest / 1e6);
   if (r.end_to_end)
     md << strprintf(
-        "- end-to-end stage: %d steps, mean KL against full precision %.4g -> %.4g on %lld "
-        "calibration images, %.1f s (included in the calibration time)\n",
+        "- end-to-end stage: %d steps, mean KL against full precision %.4g -> %.4g on %lld of the "
+        "calibration images it trained on (in-sample), %.1f s (included in the calibration time)\n",
         r.end_to_end->steps, r.end_to_end->kl_before, r.end_to_end->kl_after,
         static_cast<long long>(r.end_to_end->images), r.end_to_end->seconds);
   md << strprintf("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
