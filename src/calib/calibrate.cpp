@@ -117,15 +117,19 @@ Chain calibrate_block(model::VimModel& m, int b, const std::vector<model::LayerI
 }  // namespace
 
 CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, const CalibrationParams& p,
-                                 const Callbacks& cb, Profiler* profiler, const ResumePoint* resume) {
+                                 const Callbacks& cb, Profiler* profiler, const ResumePoint* resume,
+                                 const at::Tensor& stage_extra) {
   validate(p);
   check_model_supports(m, p);
   const auto start = std::chrono::steady_clock::now();
   const auto selected = select_layers(m, p);
   if (selected.empty()) throw Error("no quantizable layer matches the --include / --exclude patterns");
   for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);
-  // The end-to-end stage's targets, while every block is still full precision.
-  const at::Tensor teacher = p.e2e_steps > 0 ? teacher_logits(m, images, p.batch_size) : at::Tensor();
+  // The end-to-end stage's images and targets, while every block is still full precision.
+  const bool extra = p.e2e_steps > 0 && stage_extra.defined() && stage_extra.size(0) > 0;
+  at::Tensor teacher;
+  if (p.e2e_steps > 0) teacher = teacher_logits(m, images, p.batch_size);
+  if (extra) teacher = at::cat({teacher, teacher_logits(m, stage_extra, p.batch_size)});
   Chain fp;
   {
     ScopedPhase t(profiler, -1, Phase::kCount);
@@ -160,7 +164,8 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   }
   if (p.e2e_steps > 0) {
     fp = q = Chain();  // the chains are done with
-    end_to_end_stage(m, images, teacher, selected.front().block, p, generator, cb, result);
+    end_to_end_stage(m, extra ? at::cat({images, stage_extra}) : images, teacher, selected.front().block, p,
+                     generator, cb, result);
   }
   // Blocks kept for the calibration's activations would only add to the peak of what follows
   // (writing, evaluation at another batch size).

@@ -202,6 +202,9 @@ const std::vector<ParamSpec>& table() {
       flag("e2e_by_blocks", &P::e2e_by_blocks,
            "end-to-end stage: back-propagate block by block, each block's forward run again (the graph "
            "of one block in memory, not the model's, for one more forward per step); false: one graph"),
+      integer("e2e_extra_images", &P::e2e_extra_images, 0, 1000000000,
+              "end-to-end stage: also train on this many more images of the calibration folder (the "
+              "seeded shuffle's next ones; the agreement check leaves them out)"),
   };
   return specs;
 }

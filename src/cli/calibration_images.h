@@ -16,11 +16,15 @@ struct CalibrationImages {
   at::Tensor images;                // (N, C, H, W) on the CPU
   std::string list_hash;            // FNV-1a 64 of the sorted relative paths, hex
   std::vector<data::Sample> used;   // the images above, sorted by path
+  std::vector<data::Sample> extra;  // the end-to-end stage's further images (e2e_extra_images), by path
+  at::Tensor extra_images;          // those, preprocessed; undefined when there are none
   std::vector<data::Sample> spare;  // the folder's other images, in the seeded shuffle's order
 };
 
-// Throws vimvq::Error for a missing or empty folder, a bad image or count < 1.
+// `extra`: the end-to-end stage's further images, the seeded shuffle's next ones after the
+// calibration images. Throws vimvq::Error for a missing or empty folder, a bad image, count < 1,
+// or a folder with fewer than count + extra images when extra > 0.
 CalibrationImages load_calibration_images(const std::string& folder, int count, uint64_t seed,
-                                          const model::ModelMetadata& meta, int threads);
+                                          const model::ModelMetadata& meta, int threads, int64_t extra = 0);
 
 }  // namespace vimvq::cli

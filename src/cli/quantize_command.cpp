@@ -71,6 +71,8 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
     calib::set_param(p, kv.substr(0, eq), kv.substr(eq + 1));
   }
   calib::validate(p);
+  if (p.e2e_extra_images > 0 && p.e2e_steps == 0)
+    throw Error("e2e_extra_images: the images are the end-to-end stage's; set e2e_steps too");
   return p;
 }
 
@@ -180,7 +182,7 @@ void check_resume_point(const calib::ResumePoint& point, const std::vector<calib
 }
 
 calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& images,
-                                   const calib::CalibrationParams& p,
+                                   const at::Tensor& stage_extra, const calib::CalibrationParams& p,
                                    const std::vector<calib::LayerRecord>& planned, calib::Profiler* profiler,
                                    const calib::ResumePoint* resume,
                                    const decltype(calib::Callbacks::on_checkpoint)& checkpoint) {
@@ -204,7 +206,8 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
                   "logits",
                   steps));
   };
-  calib::CalibrationResult result = calib::quantize_model(model, images, p, cb, profiler, resume);
+  calib::CalibrationResult result =
+      calib::quantize_model(model, images, p, cb, profiler, resume, stage_extra);
   if (progress) progress->finish();
   if (const auto& e = result.end_to_end)
     log::info(
@@ -226,7 +229,8 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
   if (o.resume && !resumable)
     throw Error(o.output +
                 ": no resume state is kept beside it (not a regular file, or no room in its name)");
-  const std::string fingerprint = run_fingerprint(o.model, calibration.images, p, device.str(), threads);
+  const std::string fingerprint =
+      run_fingerprint(o.model, calibration.images, calibration.extra_images, p, device.str(), threads);
   const auto resume = resumable ? resume_point(o, state, fingerprint) : std::nullopt;
   if (resume) check_resume_point(*resume, planned, model.metadata().num_blocks, state);
   auto checkpoint = [&](int next_block, const calib::CalibrationResult& done, const at::Tensor& generator) {
@@ -236,8 +240,10 @@ calib::CalibrationResult calibrate_resumably(const QuantizeOptions& o, const cal
                                  "command with --resume to continue",
                                  o.model.c_str(), next_block - 1, state.c_str()));
   };
-  return calibrate(model, calibration.images.to(device), p, planned, profiler, resume ? &*resume : nullptr,
-                   checkpoint);
+  const at::Tensor extra =
+      calibration.extra_images.defined() ? calibration.extra_images.to(device) : at::Tensor();
+  return calibrate(model, calibration.images.to(device), extra, p, planned, profiler,
+                   resume ? &*resume : nullptr, checkpoint);
 }
 
 format::PackedCheckpoint packed_checkpoint(const QuantizeOptions& o, const calib::CalibrationParams& p,
@@ -351,10 +357,15 @@ std::vector<calib::LayerRecord> allocate_to_target(model::VimModel& model,
 
 CalibrationImages load_and_log_calibration(const QuantizeOptions& o, const calib::CalibrationParams& p,
                                            const model::ModelMetadata& meta, int threads) {
-  CalibrationImages calibration = load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads);
-  log::info(strprintf("calibration: %lld images from %s (list hash %s)",
-                      static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
-                      calibration.list_hash.c_str()));
+  CalibrationImages calibration =
+      load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads, p.e2e_extra_images);
+  log::info(
+      strprintf("calibration: %lld images from %s%s (list hash %s)",
+                static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
+                calibration.extra.empty()
+                    ? ""
+                    : strprintf(", and %zu more for the end-to-end stage", calibration.extra.size()).c_str(),
+                calibration.list_hash.c_str()));
   return calibration;
 }
 

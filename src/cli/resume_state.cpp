@@ -57,12 +57,15 @@ uint64_t hash_file(uint64_t h, const std::string& path) {
 
 std::string resume_state_path(const std::string& output) { return output + ".resume"; }
 
-std::string run_fingerprint(const std::string& model_path, const at::Tensor& images,
+std::string run_fingerprint(const std::string& model_path, const at::Tensor& images, const at::Tensor& extra,
                             const calib::CalibrationParams& params, const std::string& device, int threads) {
   uint64_t h = hash_file(kFnv1aOffset, model_path);
-  const at::Tensor pixels = images.to(at::kCPU).contiguous();
-  h = fnv1a(h, pixels.data_ptr(), static_cast<size_t>(pixels.numel()) * pixels.element_size());
-  for (int64_t s : pixels.sizes()) h = fnv1a(h, std::to_string(s) + "x");
+  for (const at::Tensor& t : {images, extra}) {
+    if (!t.defined()) continue;
+    const at::Tensor pixels = t.to(at::kCPU).contiguous();
+    h = fnv1a(h, pixels.data_ptr(), static_cast<size_t>(pixels.numel()) * pixels.element_size());
+    for (int64_t s : pixels.sizes()) h = fnv1a(h, std::to_string(s) + "x");
+  }
   h = fnv1a(h, calib::to_json(params).dump());
   h = fnv1a(h, device + "/" + std::to_string(threads) + "/" + VIMVQ_VERSION);
   return hex64(h);

@@ -14,9 +14,10 @@ namespace vimvq::cli {
 
 std::string resume_state_path(const std::string& output);
 
-// FNV-1a over the model file's bytes, the calibration tensor, the parameters, the device, the
-// thread count (reduction order) and this vimvq's version.
-std::string run_fingerprint(const std::string& model_path, const at::Tensor& images,
+// FNV-1a over the model file's bytes, the calibration tensors (the end-to-end stage's extra images
+// when defined), the parameters, the device, the thread count (reduction order) and this vimvq's
+// version.
+std::string run_fingerprint(const std::string& model_path, const at::Tensor& images, const at::Tensor& extra,
                             const calib::CalibrationParams& params, const std::string& device, int threads);
 
 // `message_after`: what an interruption says once the state is in place (which blocks it keeps).

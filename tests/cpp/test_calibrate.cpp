@@ -267,3 +267,44 @@ TEST(EndToEnd, ReportsTheKlThatEvalMeasures) {
   ASSERT_TRUE(r.end_to_end.has_value());
   EXPECT_NEAR(r.end_to_end->kl_after, eval.mean_kl(), 1e-12 * eval.mean_kl());
 }
+
+// e2e_extra_images: the stage trains on more images than the block-wise pass (the CLI loads
+// them). The block-wise pass and so the codes stay as without them; the codebooks move
+// differently, and the stage's KL report covers both sets.
+TEST(EndToEnd, TrainsOnTheExtraImagesBesideTheCalibrationImages) {
+  const at::Tensor x = images(12);
+  const at::Tensor calibration = x.slice(0, 0, 8), extra = x.slice(0, 8, 12);
+  at::Tensor teacher;
+  {
+    auto fp = micro();
+    c10::NoGradGuard no_grad;
+    teacher = at::cat({fp.forward(calibration), fp.forward(extra)});  // as the stage takes its targets
+  }
+  auto p = small_params(vq::Method::kKmeans, 2);
+  p.batch_size = 12;  // the report's KL in one slice, as the check below computes it
+  p.e2e_steps = 3;
+  p.e2e_lr = 1e-2;
+  auto with = micro(), without = micro();
+  const auto r = calib::quantize_model(with, calibration, p, {}, nullptr, nullptr, extra);
+  const auto base = calib::quantize_model(without, calibration, p, {});
+  ASSERT_TRUE(r.end_to_end.has_value() && base.end_to_end.has_value());
+  EXPECT_EQ(r.end_to_end->images, 12);
+  EXPECT_EQ(base.end_to_end->images, 8);
+  report::AgreementMetrics eval, calibration_only;
+  {
+    c10::NoGradGuard no_grad;
+    const at::Tensor logits = with.forward(x);
+    eval.add(logits, teacher);
+    calibration_only.add(logits.slice(0, 0, 8), teacher.slice(0, 0, 8));
+  }
+  // Both sets (summation order aside), which the calibration images alone do not give.
+  EXPECT_NEAR(r.end_to_end->kl_after, eval.mean_kl(), 1e-9 * eval.mean_kl());
+  EXPECT_GT(std::abs(calibration_only.mean_kl() - eval.mean_kl()), 1e-3 * eval.mean_kl());
+  ASSERT_EQ(r.layers.size(), base.layers.size());
+  bool codebooks_differ = false;
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    EXPECT_EQ(r.layers[i].codes, base.layers[i].codes) << r.layers[i].name;
+    codebooks_differ = codebooks_differ || !at::equal(r.layers[i].codebook, base.layers[i].codebook);
+  }
+  EXPECT_TRUE(codebooks_differ);
+}

@@ -70,6 +70,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
                                                        {"e2e_steps", "-1"},
                                                        {"e2e_lr", "-0.1"},
                                                        {"e2e_by_blocks", "0"},
+                                                       {"e2e_extra_images", "-1"},
                                                        {"bits", "0"},
                                                        {"bits", "5"},
                                                        {"bits", "2.5"},

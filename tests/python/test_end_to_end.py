@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from helpers import BINARY, REPO, read_json
+from helpers import BINARY, MICRO, REPO, make_photo_folder, read_json
 from vimlib import fashion_mnist
 from vimlib.packed import read_packed
 
@@ -105,6 +105,56 @@ class EndToEnd(unittest.TestCase):
         with open(whole, "rb") as f, open(out, "rb") as g:
             self.assertEqual(f.read(), g.read())
         self.assertFalse(os.path.exists(out + ".resume"))
+
+
+@unittest.skipUnless(os.path.exists(BINARY), "vimvq binary not built")
+class ExtraImages(unittest.TestCase):
+    """`e2e_extra_images`: the stage also trains on the seeded shuffle's next images of the folder,
+    and the agreement check leaves them out."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.data = os.path.join(cls.tmp.name, "photos")
+        make_photo_folder(cls.data, per_class=3)  # 21 images
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def quantize(self, name, *extra):
+        out = os.path.join(self.tmp.name, name + ".vqpk")
+        r = subprocess.run([BINARY, "quantize", MICRO, self.data, "-o", out, "--report", out + ".json", "--threads",
+                            "2", "--calib-size", "8", "--method", "kmeans", "--bits", "2", "--set", "e2e_steps=3",
+                            *extra], capture_output=True, text=True, timeout=300)
+        return r, out
+
+    def test_the_stage_trains_on_them_and_the_agreement_check_leaves_them_out(self):
+        r, out = self.quantize("extra", "--set", "e2e_extra_images=5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("and 5 more for the end-to-end stage", r.stdout)
+        report = read_json(out + ".json")
+        self.assertEqual(report["end_to_end"]["images"], 13)
+        self.assertEqual(report["agreement"]["images"], 21 - 8 - 5)
+        self.assertTrue(report["agreement"]["held_out"])
+        self.assertEqual(report["params"]["e2e_extra_images"], 5)
+        r, plain = self.quantize("plain")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        without = read_json(plain + ".json")
+        self.assertEqual(without["agreement"]["images"], 21 - 8)
+        # The provenance's list hash names the stage's images too.
+        self.assertNotEqual(report["calibration"]["list_hash_fnv1a64"], without["calibration"]["list_hash_fnv1a64"])
+
+    def test_refusals(self):
+        r, out = self.quantize("toomany", "--set", "e2e_extra_images=14")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(self.data, r.stderr)
+        self.assertIn("e2e_extra_images 14 needs that many images besides the 8 calibration images", r.stderr)
+        self.assertFalse(os.path.exists(out))
+        r, out = self.quantize("nostage", "--set", "e2e_extra_images=2", "--set", "e2e_steps=0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("e2e_extra_images: the images are the end-to-end stage's; set e2e_steps too", r.stderr)
+        self.assertFalse(os.path.exists(out))
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers);
 // images: (N, C, H, W) preprocessed calibration images on the model's device. The chains stop
 // at the last block with a selected layer. profiler: null, or where the phase times go.
 // resume: null, or where an earlier run of the same inputs and parameters stopped.
+// stage_extra: more images (N', C, H, W) that the end-to-end stage trains on besides `images`
+// (e2e_extra_images); undefined for none.
 CalibrationResult quantize_model(model::VimModel& model, const at::Tensor& images, const CalibrationParams& p,
                                  const Callbacks& callbacks, Profiler* profiler = nullptr,
-                                 const ResumePoint* resume = nullptr);
+                                 const ResumePoint* resume = nullptr, const at::Tensor& stage_extra = {});
 
 }  // namespace vimvq::calib

@@ -49,7 +49,8 @@ struct CalibrationParams {
   int64_t allocation_images = 32;  // calibration images the allocation takes the Fisher on
   int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
   double e2e_lr = 1e-4;
-  bool e2e_by_blocks = true;  // back-propagate block by block (calib/end_to_end.h), else one graph
+  bool e2e_by_blocks = true;     // back-propagate block by block (calib/end_to_end.h), else one graph
+  int64_t e2e_extra_images = 0;  // the stage also trains on this many more folder images (the CLI loads them)
   // Not knobs: the allocation's width and codebook cap per layer, set before the layers are planned.
   std::map<std::string, int> layer_bits;
   std::map<std::string, int64_t> layer_codewords;  // only the capped layers
