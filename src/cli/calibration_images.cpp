@@ -52,7 +52,6 @@ void sort_by_path(std::vector<data::Sample>& samples) {
 CalibrationImages load_calibration_images(const std::string& folder, int count, uint64_t seed,
                                           const model::ModelMetadata& meta, int threads, int64_t extra) {
   if (count < 1) throw Error("--calib-size must be at least 1");
-  if (extra < 0) throw Error("e2e_extra_images must be 0 or more");
   data::Dataset ds = data::open_dataset(folder, std::nullopt);
   const auto available = static_cast<int64_t>(ds.samples.size());
   if (extra > 0 && available < count + extra)
@@ -61,21 +60,22 @@ CalibrationImages load_calibration_images(const std::string& folder, int count, 
                   "images, and the folder has %lld in all",
                   folder.c_str(), static_cast<long long>(extra), count, static_cast<long long>(available)));
   CalibrationImages out;
+  std::vector<data::Sample> stage;  // the extra images, by path
   if (count < available) {
     std::mt19937_64 rng(seed);
     std::shuffle(ds.samples.begin(), ds.samples.end(), rng);
     // The stage's extra images are the shuffle's next ones, so that the agreement check (the rest)
     // stays out of everything the run trained on.
-    out.extra.assign(ds.samples.begin() + count, ds.samples.begin() + count + extra);
+    stage.assign(ds.samples.begin() + count, ds.samples.begin() + count + extra);
     out.spare.assign(ds.samples.begin() + count + extra, ds.samples.end());
     ds.samples.resize(count);
     sort_by_path(ds.samples);
-    sort_by_path(out.extra);
+    sort_by_path(stage);
   }
   out.used = ds.samples;
-  out.list_hash = list_hash(out.used, out.extra, folder);
+  out.list_hash = list_hash(out.used, stage, folder);
   out.images = load_pixels(out.used, meta, threads);
-  if (!out.extra.empty()) out.extra_images = load_pixels(out.extra, meta, threads);
+  if (!stage.empty()) out.extra_images = load_pixels(stage, meta, threads);
   return out;
 }
 

@@ -359,13 +359,13 @@ CalibrationImages load_and_log_calibration(const QuantizeOptions& o, const calib
                                            const model::ModelMetadata& meta, int threads) {
   CalibrationImages calibration =
       load_calibration_images(o.calib, o.calib_size, p.seed, meta, threads, p.e2e_extra_images);
-  log::info(
-      strprintf("calibration: %lld images from %s%s (list hash %s)",
-                static_cast<long long>(calibration.images.size(0)), o.calib.c_str(),
-                calibration.extra.empty()
-                    ? ""
-                    : strprintf(", and %zu more for the end-to-end stage", calibration.extra.size()).c_str(),
-                calibration.list_hash.c_str()));
+  const std::string stage = calibration.extra_images.defined()
+                                ? strprintf(", and %lld more for the end-to-end stage",
+                                            static_cast<long long>(calibration.extra_images.size(0)))
+                                : "";
+  log::info(strprintf("calibration: %lld images from %s%s (list hash %s)",
+                      static_cast<long long>(calibration.images.size(0)), o.calib.c_str(), stage.c_str(),
+                      calibration.list_hash.c_str()));
   return calibration;
 }
 
