@@ -32,15 +32,6 @@ calib::LayerOptions layer(const std::string& name, int64_t numel, std::vector<do
   return l;
 }
 
-std::string refusal(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(Allocation, SpendsBitsWhereTheErrorFallsMostAndLandsWithinOnePercentBelow) {
@@ -76,13 +67,13 @@ TEST(Allocation, SpendsBitsWhereTheErrorFallsMostAndLandsWithinOnePercentBelow) 
 
 TEST(Allocation, RefusesTargetsOutOfReach) {
   const std::vector<calib::LayerOptions> layers = {layer("a", 1000, {4, 3, 2, 1})};
-  EXPECT_NE(refusal([&] { calib::allocate_widths(layers, 0.5); }).find("below what these layers"),
+  EXPECT_NE(test::refusal([&] { calib::allocate_widths(layers, 0.5); }).find("below what these layers"),
             std::string::npos);
-  EXPECT_NE(refusal([&] { calib::allocate_widths(layers, 9); }).find("above what these layers"),
+  EXPECT_NE(test::refusal([&] { calib::allocate_widths(layers, 9); }).find("above what these layers"),
             std::string::npos);
   // One layer of 10 weights: 2 bits is 20 bits, 3 bits 30; 2.9 can only be met 31 % below.
   const std::vector<calib::LayerOptions> coarse = {layer("a", 10, {4, 3, 2, 1})};
-  EXPECT_NE(refusal([&] { calib::allocate_widths(coarse, 2.9); }).find("more than 1 % below"),
+  EXPECT_NE(test::refusal([&] { calib::allocate_widths(coarse, 2.9); }).find("more than 1 % below"),
             std::string::npos);
   EXPECT_NEAR(calib::allocate_widths(coarse, 3.0).bpw(), 3.0, 1e-12);
 }

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <functional>
 
 #include "test_util.h"
 #include "vimvq/util/error.h"
@@ -29,15 +28,6 @@ size_t entries(const fs::path& dir) {
   for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it)
     n += it->path().extension() != ".lock";
   return n;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(OutputSet, RefusesAnOutputThatIsAnInputUnderAnotherName) {
@@ -65,7 +55,7 @@ TEST(OutputSet, RefusesAnOutputInsideAnInputFolderHoweverItIsNamed) {
   for (const fs::path& inside :
        {tmp.path() / "calib" / "c0" / "x.png", tmp.path() / "link" / "new.json",
         tmp.path() / "calib" / "c0" / ".." / "r.json", tmp.path() / "calib" / "new.vqpk"}) {
-    const std::string message = error_of([&] { files.add_output(inside, "--report"); });
+    const std::string message = test::refusal([&] { files.add_output(inside, "--report"); });
     EXPECT_NE(message.find("inside the calibration folder"), std::string::npos) << inside << ": " << message;
   }
   files.add_output(tmp.path() / "calib.vqpk", "-o");  // beside the folder, not in it
@@ -81,7 +71,7 @@ TEST(OutputSet, ASecondSetOnTheSameOutputIsRefusedNamingThePid) {
     OutputSet first;
     first.add_output(out, "-o");
     OutputSet second;
-    const std::string message = error_of([&] { second.add_output(out, "-o"); });
+    const std::string message = test::refusal([&] { second.add_output(out, "-o"); });
     EXPECT_NE(message.find("PID " + std::to_string(::getpid())), std::string::npos) << message;
     OutputSet unlocked(/*lock_outputs=*/false);  // a file the first set's run writes itself
     unlocked.add_output(out, "-o");

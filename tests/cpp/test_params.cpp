@@ -4,24 +4,12 @@
 #include <map>
 #include <string>
 
+#include "test_util.h"
 #include "vimvq/calib/params.h"
 #include "vimvq/util/error.h"
 
 using namespace vimvq;
 using calib::CalibrationParams;
-
-namespace {
-
-std::string refusal(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST(Params, DefaultsRoundTripThroughJson) {
   const CalibrationParams defaults;
@@ -112,7 +100,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
   for (const auto& [key, value] : bad) {
     CalibrationParams p;
     const std::string before = calib::to_json(p).dump();
-    const std::string message = refusal([&, k = key, v = value] { calib::set_param(p, k, v); });
+    const std::string message = test::refusal([&, k = key, v = value] { calib::set_param(p, k, v); });
     EXPECT_NE(message.find(key), std::string::npos) << key << "=" << value << ": '" << message << "'";
     EXPECT_EQ(calib::to_json(p).dump(), before) << key << "=" << value << " changed the parameters";
   }
@@ -121,11 +109,11 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
 TEST(Params, ValidateChecksFieldsSetDirectly) {
   CalibrationParams p;
   p.iterations = 0;
-  EXPECT_NE(refusal([&] { calib::validate(p); }).find("iterations"), std::string::npos);
+  EXPECT_NE(test::refusal([&] { calib::validate(p); }).find("iterations"), std::string::npos);
   p = CalibrationParams();
   p.stage_fractions = {0.5, 0.9};
-  EXPECT_NE(refusal([&] { calib::validate(p); }).find("stage_fractions"), std::string::npos);
-  EXPECT_EQ(refusal([] { calib::validate(CalibrationParams()); }), "");
+  EXPECT_NE(test::refusal([&] { calib::validate(p); }).find("stage_fractions"), std::string::npos);
+  EXPECT_EQ(test::refusal([] { calib::validate(CalibrationParams()); }), "");
 }
 
 TEST(Params, SetParsesTypesAndUnknownKeysAreNamed) {
@@ -138,7 +126,8 @@ TEST(Params, SetParsesTypesAndUnknownKeysAreNamed) {
   EXPECT_EQ(p.iterations, 4294967);
   EXPECT_EQ(p.seed, 18446744073709551615ull);
   EXPECT_EQ(p.stage_fractions, (std::vector<double>{0.5, 1.0}));
-  EXPECT_NE(
-      refusal([&] { calib::set_param(p, "learning_rate", "3"); }).find("unknown parameter 'learning_rate'"),
-      std::string::npos);
+  EXPECT_NE(test::refusal([&] {
+              calib::set_param(p, "learning_rate", "3");
+            }).find("unknown parameter 'learning_rate'"),
+            std::string::npos);
 }

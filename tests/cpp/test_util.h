@@ -4,8 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "vimvq/util/error.h"
 
 namespace vimvq::test {
 
@@ -27,6 +30,16 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// What `f` throws as a vimvq::Error, or "" when it returns.
+inline std::string refusal(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline void write_file(const std::filesystem::path& p, const std::string& content) {
   std::filesystem::create_directories(p.parent_path());
