@@ -2,8 +2,9 @@
 # Idempotent set-up for a fresh Debian 12 machine: installs the Debian packages vimvq needs, makes
 # the project's virtual environment (.venv) with the pinned PyTorch from PyPI (scripts/requirements.txt)
 # whose LibTorch the C++ side builds against, then configures and builds. Safe to run again: apt
-# and pip skip what is installed. VIMVQ_VENV_SPACE_MB (default 8000): the free space it asks for
-# before installing PyTorch into the venv.
+# and pip skip what is installed. VIMVQ_VENV_SPACE_MB (default 8000) and VIMVQ_BUILD_SPACE_MB
+# (default 1500): the free space it asks for before installing PyTorch into the venv and before a
+# first build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/free_space.sh
@@ -46,6 +47,11 @@ cuda_compiler=()
 if [[ -x /usr/local/cuda/bin/nvcc ]]; then cuda_compiler=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc); fi
 
 if [[ "${VIMVQ_SKIP_BUILD:-0}" != 1 ]]; then
+  # A first build takes about 1.2 GB, nearly all of it the two precompiled LibTorch headers
+  # (CMakeLists.txt, VIMVQ_PCH).
+  if ! compgen -G "build/CMakeFiles/*/cmake_pch.hxx.gch" > /dev/null; then
+    require_free_mb . "${VIMVQ_BUILD_SPACE_MB:-1500}" "the build (build/)"
+  fi
   # VIMVQ_WERROR=1 (CI sets it) turns compiler warnings into errors.
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" "${cuda_compiler[@]}" \
     -DVIMVQ_WERROR="$([[ ${VIMVQ_WERROR:-0} == 1 ]] && echo ON || echo OFF)"

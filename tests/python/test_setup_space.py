@@ -1,5 +1,6 @@
-"""setup.sh's free-space check (scripts/free_space.sh): on a disk too full for the venv it stops
-before pip starts, with one line naming the folder, and leaves no half-made venv behind."""
+"""setup.sh's and sanitize.sh's free-space checks (scripts/free_space.sh): on a disk too full for
+the venv or a first build they stop before pip or CMake starts, with one line naming the folder,
+and leave no half-made venv or build folder behind."""
 import os
 import re
 import shutil
@@ -57,6 +58,28 @@ class FreeSpace(unittest.TestCase):
         self.assertIn(f"error: {self.dir}: the venv's PyTorch (pip install) needs about {MORE_THAN_ANY_DISK_MB} MB free",
                       r.stderr)
         self.assertEqual(sorted(os.listdir(self.dir)), ["scripts"])  # no .venv, no build
+
+    def checkout_with_venv(self, *scripts):
+        """A checkout with these scripts and the repository's venv (a link), as after a first setup."""
+        os.makedirs(os.path.join(self.dir, "scripts"))
+        for name in (*scripts, "free_space.sh", "requirements.txt"):
+            shutil.copy2(os.path.join(SCRIPTS, name), os.path.join(self.dir, "scripts", name))
+        os.symlink(os.path.join(REPO, ".venv"), os.path.join(self.dir, ".venv"))
+
+    def test_setup_stops_before_a_first_build(self):
+        self.checkout_with_venv("setup.sh")
+        r = bash("./scripts/setup.sh", self.dir, {"VIMVQ_BUILD_SPACE_MB": str(MORE_THAN_ANY_DISK_MB)})
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"error: {self.dir}: the build (build/) needs about {MORE_THAN_ANY_DISK_MB} MB free", r.stderr)
+        self.assertEqual(sorted(os.listdir(self.dir)), [".venv", "scripts"])  # no build folder
+
+    def test_sanitize_stops_before_its_first_build(self):
+        self.checkout_with_venv("sanitize.sh")
+        r = bash("./scripts/sanitize.sh", self.dir, {"VIMVQ_BUILD_SPACE_MB": str(MORE_THAN_ANY_DISK_MB)})
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"error: {self.dir}: the sanitizer build (build-asan/) needs about {MORE_THAN_ANY_DISK_MB} MB free",
+                      r.stderr)
+        self.assertEqual(sorted(os.listdir(self.dir)), [".venv", "scripts"])
 
 
 if __name__ == "__main__":
