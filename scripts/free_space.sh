@@ -11,3 +11,11 @@ require_free_mb() {
     exit 1
   fi
 }
+
+# require_build_space BUILD_DIR WHAT: require_free_mb before a first build in BUILD_DIR, the one
+# that writes LibTorch's precompiled headers (1.2 GB; CMakeLists.txt, VIMVQ_PCH).
+# VIMVQ_BUILD_SPACE_MB (default 1500) sets the figure.
+require_build_space() {
+  compgen -G "$1/CMakeFiles/*/cmake_pch.hxx.gch" > /dev/null ||
+    require_free_mb . "${VIMVQ_BUILD_SPACE_MB:-1500}" "$2"
+}

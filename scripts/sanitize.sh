@@ -7,10 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/free_space.sh
-if ! compgen -G "build-asan/CMakeFiles/*/cmake_pch.hxx.gch" > /dev/null; then
-  # The folder ends at 1.4 GB, 1.2 of them its two precompiled LibTorch headers (CMakeLists.txt).
-  require_free_mb . "${VIMVQ_BUILD_SPACE_MB:-1500}" "the sanitizer build (build-asan/)"
-fi
+require_build_space build-asan "the sanitizer build (build-asan/)"  # it ends at 1.4 GB
 torch_prefix=$(.venv/bin/python -c "import os, torch; print(torch.utils.cmake_prefix_path + ';' + os.path.dirname(torch.__file__))")
 mkdir -p build-asan
 # -O1, the sanitizers' usual level, except the kernels' own -O3 (per-file options come last): the

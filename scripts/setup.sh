@@ -47,11 +47,7 @@ cuda_compiler=()
 if [[ -x /usr/local/cuda/bin/nvcc ]]; then cuda_compiler=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc); fi
 
 if [[ "${VIMVQ_SKIP_BUILD:-0}" != 1 ]]; then
-  # A first build takes about 1.2 GB, nearly all of it the two precompiled LibTorch headers
-  # (CMakeLists.txt, VIMVQ_PCH).
-  if ! compgen -G "build/CMakeFiles/*/cmake_pch.hxx.gch" > /dev/null; then
-    require_free_mb . "${VIMVQ_BUILD_SPACE_MB:-1500}" "the build (build/)"
-  fi
+  require_build_space build "the build (build/)"
   # VIMVQ_WERROR=1 (CI sets it) turns compiler warnings into errors.
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" "${cuda_compiler[@]}" \
     -DVIMVQ_WERROR="$([[ ${VIMVQ_WERROR:-0} == 1 ]] && echo ON || echo OFF)"

@@ -134,10 +134,11 @@ ParamSpec stage_fractions_spec() {
           }};
 }
 
-const std::vector<ParamSpec>& table() {
+// The method and the block-wise pass.
+std::vector<ParamSpec> block_wise_specs() {
   using vq::ConfirmOrder;
   using vq::Method;
-  static const std::vector<ParamSpec> specs = {
+  return {
       integer("bits", &P::bits, 1, 4, "index bits per weight: (k, d) from docs/METHOD.md section 1"),
       choice("method", &P::method,
              {{Method::kVimvq, "vimvq"},
@@ -189,11 +190,23 @@ const std::vector<ParamSpec>& table() {
       patterns("include", &P::include, "only layers matching these globs or substrings (empty: all)"),
       patterns("exclude", &P::exclude, "skip layers matching these globs or substrings"),
       seed_spec(),
+  };
+}
+
+// `--target-bpw`'s width per layer (calib/allocation.h).
+std::vector<ParamSpec> allocation_specs() {
+  return {
       real("target_bpw", &P::target_bpw, 0, 16, Bounds::kClosed,
            "average bits per quantized weight, codebooks counted; each layer's width chosen by its "
            "Fisher-weighted error, the total within 1 % below (0: every layer at `bits`)"),
       integer("allocation_images", &P::allocation_images, 1, 1000000,
               "calibration images the target_bpw allocation takes each weight's Fisher on"),
+  };
+}
+
+// The end-to-end stage after the block-wise pass (calib/end_to_end.h).
+std::vector<ParamSpec> end_to_end_specs() {
+  return {
       integer("e2e_steps", &P::e2e_steps, 0, 10000000,
               "end-to-end stage after the block-wise pass: Adam steps on every codebook (codes fixed) "
               "against the full-precision model's logits, KL loss (0: off)"),
@@ -206,6 +219,16 @@ const std::vector<ParamSpec>& table() {
               "end-to-end stage: also train on this many more images of the calibration folder (the "
               "seeded shuffle's next ones; the agreement check leaves them out)"),
   };
+}
+
+// Every knob, in `--help-params` order.
+const std::vector<ParamSpec>& table() {
+  static const std::vector<ParamSpec> specs = [] {
+    std::vector<ParamSpec> all = block_wise_specs();
+    for (auto part : {allocation_specs(), end_to_end_specs()})
+      all.insert(all.end(), part.begin(), part.end());
+    return all;
+  }();
   return specs;
 }
 

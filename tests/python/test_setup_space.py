@@ -66,21 +66,18 @@ class FreeSpace(unittest.TestCase):
             shutil.copy2(os.path.join(SCRIPTS, name), os.path.join(self.dir, "scripts", name))
         os.symlink(os.path.join(REPO, ".venv"), os.path.join(self.dir, ".venv"))
 
-    def test_setup_stops_before_a_first_build(self):
-        self.checkout_with_venv("setup.sh")
-        r = bash("./scripts/setup.sh", self.dir, {"VIMVQ_BUILD_SPACE_MB": str(MORE_THAN_ANY_DISK_MB)})
+    def assert_stops_before_a_first_build(self, script, what):
+        self.checkout_with_venv(script)
+        r = bash(f"./scripts/{script}", self.dir, {"VIMVQ_BUILD_SPACE_MB": str(MORE_THAN_ANY_DISK_MB)})
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn(f"error: {self.dir}: the build (build/) needs about {MORE_THAN_ANY_DISK_MB} MB free", r.stderr)
+        self.assertIn(f"error: {self.dir}: {what} needs about {MORE_THAN_ANY_DISK_MB} MB free", r.stderr)
         self.assertEqual(sorted(os.listdir(self.dir)), [".venv", "scripts"])  # no build folder
 
-    def test_sanitize_stops_before_its_first_build(self):
-        self.checkout_with_venv("sanitize.sh")
-        r = bash("./scripts/sanitize.sh", self.dir, {"VIMVQ_BUILD_SPACE_MB": str(MORE_THAN_ANY_DISK_MB)})
-        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn(f"error: {self.dir}: the sanitizer build (build-asan/) needs about {MORE_THAN_ANY_DISK_MB} MB free",
-                      r.stderr)
-        self.assertEqual(sorted(os.listdir(self.dir)), [".venv", "scripts"])
+    def test_setup_stops_before_a_first_build(self):
+        self.assert_stops_before_a_first_build("setup.sh", "the build (build/)")
 
+    def test_sanitize_stops_before_its_first_build(self):
+        self.assert_stops_before_a_first_build("sanitize.sh", "the sanitizer build (build-asan/)")
 
 if __name__ == "__main__":
     unittest.main()
