@@ -70,7 +70,7 @@ std::vector<LayerOptions> measure_width_options(model::VimModel& model, const at
   const at::Tensor x = images.slice(0, 0, std::min<int64_t>(sample_images, images.size(0)));
   std::vector<std::string> names;
   for (const auto& l : planned) names.push_back(l.name);
-  const auto fisher = weight_fisher(model, x, names, p.seed);
+  const auto fisher = weight_fisher(model, x, names, p.allocation_labels);
   c10::InferenceMode guard;
   auto [hidden, residual] = model.embed(x);
   std::map<std::string, at::Tensor> params;

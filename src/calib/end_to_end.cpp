@@ -48,6 +48,16 @@ double kl_on(model::VimModel& model, const at::Tensor& images, const at::Tensor&
   return sum / static_cast<double>(rows.size(0));
 }
 
+// The 1-D parameters of blocks `first_block` onwards (norm weights and biases, layer biases, D):
+// the e2e_rest option tunes them where they are, in the model. The quantized weights are 2-D.
+std::vector<at::Tensor> block_rest_parameters(model::VimModel& model, int first_block) {
+  std::vector<at::Tensor> rest;
+  for (int b = first_block; b < model.metadata().num_blocks; ++b)
+    for (const auto& pr : model.block_module(b).named_parameters(true))
+      if (pr.value.is_floating_point() && pr.value.dim() == 1) rest.push_back(pr.value);
+  return rest;
+}
+
 }  // namespace
 
 double kl_backward_by_blocks(model::VimModel& model, const at::Tensor& images, const at::Tensor& teacher,
@@ -117,6 +127,13 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
                        l.codebook_rows().to(device), l.shape});
     books.push_back(trained.back().codebook);
   }
+  const std::vector<at::Tensor> rest =
+      p.e2e_rest ? block_rest_parameters(model, first_block) : std::vector<at::Tensor>();
+  for (at::Tensor r : rest) {
+    r.requires_grad_(true);
+    books.push_back(r);
+    record.rest_values += r.numel();
+  }
   torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
   BatchOrder batches(n, p.batch_size, generator, device);
   for (int s = 0; s < p.e2e_steps; ++s) {
@@ -130,6 +147,10 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
       mean_kl(target, model.forward(x)).backward();
     optimiser.step();
     if (advance) advance(1);
+  }
+  for (at::Tensor r : rest) {
+    r.requires_grad_(false);
+    r.mutable_grad() = at::Tensor();
   }
   // Stored as fp16: the model runs, and the KL is measured, with what is written.
   for (size_t i = 0; i < layers.size(); ++i) {

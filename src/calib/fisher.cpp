@@ -4,28 +4,14 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include <random>
+#include <algorithm>
 
 #include "vimvq/model/parameter_slot.h"
 
 namespace vimvq::calib {
-namespace {
-
-// A label drawn from softmax(logits) with std::mt19937_64: ATen's samplers may differ by device.
-int64_t draw_label(const at::Tensor& logits, std::mt19937_64& rng) {
-  const at::Tensor p = at::softmax(logits.detach().to(at::kCPU, at::kDouble), -1).contiguous();
-  const double* prob = p.data_ptr<double>();
-  const double u = std::uniform_real_distribution<double>(0, 1)(rng);
-  double cumulative = 0;
-  for (int64_t c = 0; c < p.numel(); ++c)
-    if ((cumulative += prob[c]) > u) return c;
-  return p.numel() - 1;
-}
-
-}  // namespace
 
 std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at::Tensor& images,
-                                                const std::vector<std::string>& weights, uint64_t seed) {
+                                                const std::vector<std::string>& weights, int64_t labels) {
   c10::AutoGradMode grad(true);
   std::map<std::string, at::Tensor> originals;
   for (const auto& pr : model.module().named_parameters(true)) originals.emplace(pr.name, pr.value);
@@ -37,12 +23,17 @@ std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at
     sums.push_back(at::zeros_like(leaves.back(), leaves.back().options().dtype(at::kDouble)));
     slots.back().set(leaves.back());
   }
-  std::mt19937_64 rng(seed);
   for (int64_t i = 0; i < images.size(0); ++i) {
-    const at::Tensor logits = model.forward(images.slice(0, i, i + 1))[0];
-    const at::Tensor loss = -at::log_softmax(logits, -1)[draw_label(logits, rng)];
-    const auto grads = torch::autograd::grad({loss}, leaves);
-    for (size_t j = 0; j < grads.size(); ++j) sums[j] += grads[j].to(at::kDouble).square();
+    const at::Tensor log_p = at::log_softmax(model.forward(images.slice(0, i, i + 1))[0], -1);
+    const at::Tensor p = log_p.detach().to(at::kCPU, at::kDouble).exp();
+    const at::Tensor top = std::get<1>(p.topk(std::min(labels, p.numel()))).contiguous();
+    const int64_t* label = top.data_ptr<int64_t>();
+    for (int64_t t = 0; t < top.numel(); ++t) {
+      // One graph, one backward per label: the forward is paid once per image.
+      const auto grads = torch::autograd::grad({-log_p[label[t]]}, leaves, {}, t + 1 < top.numel());
+      const double weight = p[label[t]].item<double>();
+      for (size_t j = 0; j < grads.size(); ++j) sums[j] += grads[j].to(at::kDouble).square() * weight;
+    }
   }
   std::map<std::string, at::Tensor> out;
   for (size_t j = 0; j < weights.size(); ++j) {

@@ -201,6 +201,10 @@ std::vector<ParamSpec> allocation_specs() {
            "Fisher-weighted error, the total within 1 % below (0: every layer at `bits`)"),
       integer("allocation_images", &P::allocation_images, 1, 1000000,
               "calibration images the target_bpw allocation takes each weight's Fisher on"),
+      integer("allocation_labels", &P::allocation_labels, 1, 1000000,
+              "the allocation's Fisher: each image's squared gradients summed over its this many most "
+              "probable labels, weighted by their probabilities (one backward each; the exact Fisher "
+              "when it covers every class)"),
   };
 }
 
@@ -218,6 +222,9 @@ std::vector<ParamSpec> end_to_end_specs() {
       integer("e2e_extra_images", &P::e2e_extra_images, 0, 1000000000,
               "end-to-end stage: also train on this many more images of the calibration folder (the "
               "seeded shuffle's next ones; the agreement check leaves them out)"),
+      flag("e2e_rest", &P::e2e_rest,
+           "end-to-end stage: also tune the 1-D parameters (norm weights and biases, layer biases, D) "
+           "of the blocks from the first quantized one on, at the same rate"),
   };
 }
 

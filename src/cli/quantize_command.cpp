@@ -202,9 +202,9 @@ calib::CalibrationResult calibrate(model::VimModel& model, const at::Tensor& ima
   cb.on_checkpoint = checkpoint;
   cb.on_end_to_end = [&](int steps) {
     log::info(
-        strprintf("end-to-end stage: %d steps on every codebook (codes fixed) against the full-precision "
-                  "logits",
-                  steps));
+        strprintf("end-to-end stage: %d steps on every codebook (codes fixed)%s against the "
+                  "full-precision logits",
+                  steps, p.e2e_rest ? " and the blocks' norms, biases and D" : ""));
   };
   calib::CalibrationResult result =
       calib::quantize_model(model, images, p, cb, profiler, resume, stage_extra);

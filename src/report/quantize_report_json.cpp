@@ -92,11 +92,9 @@ json to_json(const QuantizeReport& r) {
   if (r.agreement) j["agreement"] = agreement_json(*r.agreement);
   if (r.profile) j["profile"] = profile_json(*r.profile);
   if (r.end_to_end)
-    j["end_to_end"] = {{"steps", r.end_to_end->steps},
-                       {"images", r.end_to_end->images},
-                       {"kl_before", r.end_to_end->kl_before},
-                       {"kl_after", r.end_to_end->kl_after},
-                       {"seconds", r.end_to_end->seconds}};
+    j["end_to_end"] = {{"steps", r.end_to_end->steps},         {"images", r.end_to_end->images},
+                       {"kl_before", r.end_to_end->kl_before}, {"kl_after", r.end_to_end->kl_after},
+                       {"seconds", r.end_to_end->seconds},     {"rest_values", r.end_to_end->rest_values}};
   j["peak_memory_mb"] = r.peak_memory_mb;
   j["timing"] = {{"calibration_seconds", r.calibration_seconds}, {"wall_seconds", r.wall_seconds}};
   return j;

@@ -57,9 +57,11 @@ std::string to_markdown(const QuantizeReport& r) {
   if (r.end_to_end)
     md << strprintf(
         "- end-to-end stage: %d steps, mean KL against full precision %.4g -> %.4g on %lld of the "
-        "calibration images it trained on (in-sample), %.1f s (included in the calibration time)\n",
+        "calibration images it trained on (in-sample), %.1f s (included in the calibration time); "
+        "%lld unquantized values tuned besides the codebooks\n",
         r.end_to_end->steps, r.end_to_end->kl_before, r.end_to_end->kl_after,
-        static_cast<long long>(r.end_to_end->images), r.end_to_end->seconds);
+        static_cast<long long>(r.end_to_end->images), r.end_to_end->seconds,
+        static_cast<long long>(r.end_to_end->rest_values));
   md << strprintf("- time: %.1f s calibration, %.1f s total; peak memory %.0f MB\n", r.calibration_seconds,
                   r.wall_seconds, r.peak_memory_mb);
   if (r.agreement) md << agreement_line(*r.agreement);

@@ -1,5 +1,8 @@
 // --target-bpw's allocator on made-up layers (what it chooses) and on vim_micro (what it measures).
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <random>
 #include <set>
@@ -9,6 +12,7 @@
 #include "vimvq/calib/allocation.h"
 #include "vimvq/calib/calibrate.h"
 #include "vimvq/calib/fisher.h"
+#include "vimvq/model/parameter_slot.h"
 #include "vimvq/util/error.h"
 
 using namespace vimvq;
@@ -124,14 +128,14 @@ TEST(Allocation, MeasuresEveryWidthOfEveryLayerOnTheModel) {
   EXPECT_EQ(weights, a.weights);
 }
 
-TEST(Allocation, FisherIsSeededNonNegativeAndLeavesTheModelAsItWas) {
+TEST(Allocation, FisherIsRepeatableNonNegativeAndLeavesTheModelAsItWas) {
   auto model = model::VimModel::load((vimvq::test::data_dir() / "vim_micro.pt").string());
   const std::vector<std::string> names = {"layers.0.mixer.in_proj.weight", "layers.2.mixer.out_proj.weight"};
   std::map<std::string, at::Tensor> before;
   for (const auto& pr : model.module().named_parameters(true)) before.emplace(pr.name, pr.value.clone());
   const at::Tensor images = at::randn({3, 3, 32, 32}, at::TensorOptions().dtype(at::kFloat));
-  const auto f = calib::weight_fisher(model, images, names, 7);
-  const auto again = calib::weight_fisher(model, images, names, 7);
+  const auto f = calib::weight_fisher(model, images, names, 4);
+  const auto again = calib::weight_fisher(model, images, names, 4);
   for (const auto& name : names) {
     EXPECT_EQ(f.at(name).sizes(), before.at(name).sizes()) << name;
     EXPECT_GE(f.at(name).min().item<double>(), 0) << name;
@@ -142,4 +146,43 @@ TEST(Allocation, FisherIsSeededNonNegativeAndLeavesTheModelAsItWas) {
     EXPECT_TRUE(at::equal(pr.value, before.at(pr.name))) << pr.name;
     EXPECT_FALSE(pr.value.requires_grad() && !before.at(pr.name).requires_grad()) << pr.name;
   }
+}
+
+// Over every class, the Fisher is the Gauss-Newton form of the logits' Jacobian J:
+// F = mean over images of sum_c p_c (J_c - sum_k p_k J_k)^2, here computed from the logits'
+// gradients instead of the log-probabilities'. Fewer labels cover less of the expectation.
+TEST(Allocation, FisherOverEveryLabelIsTheExpectationOverTheModelsPrediction) {
+  auto model = model::VimModel::load((vimvq::test::data_dir() / "vim_micro.pt").string());
+  const std::string name = "layers.1.mixer.out_proj.weight";
+  at::Generator g = at::detail::createCPUGenerator(3);
+  const at::Tensor images = at::randn({2, 3, 32, 32}, g, at::kFloat);
+  const int64_t classes = model.metadata().num_classes;
+  const at::Tensor f = calib::weight_fisher(model, images, {name}, classes).at(name).to(at::kDouble);
+  const at::Tensor top1 = calib::weight_fisher(model, images, {name}, 1).at(name).to(at::kDouble);
+
+  model::ParameterSlot slot(model.module(), name);
+  const at::Tensor original = slot.owner().attr("weight").toTensor();
+  const at::Tensor leaf = original.detach().clone().requires_grad_(true);
+  slot.set(leaf);
+  at::Tensor expected = at::zeros_like(f);
+  {
+    c10::AutoGradMode grad(true);
+    for (int64_t i = 0; i < images.size(0); ++i) {
+      const at::Tensor z = model.forward(images.slice(0, i, i + 1))[0];
+      const at::Tensor p = at::softmax(z.detach().to(at::kDouble), -1);
+      std::vector<at::Tensor> jacobian;
+      for (int64_t c = 0; c < classes; ++c)
+        jacobian.push_back(torch::autograd::grad({z[c]}, {leaf}, {}, true)[0].to(at::kDouble));
+      const at::Tensor j = at::stack(jacobian);  // (C, rows, cols)
+      const at::Tensor centred = j - (p.view({-1, 1, 1}) * j).sum(0, true);
+      expected += (p.view({-1, 1, 1}) * centred.square()).sum(0);
+    }
+  }
+  slot.set(original);
+  expected /= static_cast<double>(images.size(0));
+  const double scale = expected.abs().max().item<double>();
+  ASSERT_GT(scale, 0);
+  EXPECT_LE((f - expected).abs().max().item<double>(), 1e-4 * scale);
+  EXPECT_TRUE((top1 <= f * (1 + 1e-6) + 1e-30).all().item<bool>());
+  EXPECT_LT(top1.sum().item<double>(), f.sum().item<double>());
 }

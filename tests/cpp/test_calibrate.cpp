@@ -3,6 +3,10 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+#include <string>
+
 #include "test_util.h"
 #include "vimvq/calib/block_calibrator.h"
 #include "vimvq/calib/calibrate.h"
@@ -307,4 +311,55 @@ TEST(EndToEnd, TrainsOnTheExtraImagesBesideTheCalibrationImages) {
     codebooks_differ = codebooks_differ || !at::equal(r.layers[i].codebook, base.layers[i].codebook);
   }
   EXPECT_TRUE(codebooks_differ);
+}
+
+// e2e_rest: the stage also tunes the 1-D parameters (norms, biases, D) of the blocks from the
+// first quantized one on, in the model; every other unquantized parameter, and every code, stays.
+TEST(EndToEnd, RestTunesTheQuantizedBlocksNormsAndBiasesOnly) {
+  const at::Tensor x = images(12);
+  auto p = small_params(vq::Method::kKmeans, 2);
+  p.batch_size = 12;                         // the report's KL in one slice, as the check below computes it
+  p.include = {"layers.1.*", "layers.2.*"};  // block 0 holds nothing to tune
+  p.e2e_steps = 3;
+  p.e2e_lr = 1e-2;
+  auto original = micro(), without = micro();
+  const auto base = calib::quantize_model(without, x, p, {});
+  p.e2e_rest = true;
+  auto with = micro();
+  const auto r = calib::quantize_model(with, x, p, {});
+  ASSERT_TRUE(r.end_to_end.has_value() && base.end_to_end.has_value());
+  EXPECT_EQ(base.end_to_end->rest_values, 0);
+
+  std::map<std::string, at::Tensor> before;
+  for (const auto& pr : original.module().named_parameters(true)) before.emplace(pr.name, pr.value);
+  std::set<std::string> quantized;
+  for (const auto& l : r.layers) quantized.insert(l.name);
+  int64_t tuned = 0;
+  for (const auto& pr : with.module().named_parameters(true)) {
+    if (quantized.count(pr.name)) continue;
+    EXPECT_FALSE(pr.value.requires_grad()) << pr.name;
+    const bool rest =
+        pr.value.dim() == 1 && pr.name.rfind("layers.", 0) == 0 && pr.name.rfind("layers.0.", 0) != 0;
+    if (rest) {
+      tuned += pr.value.numel();
+      // The random micro model's dt biases get gradients near 1e-13, below Adam's epsilon: the
+      // norms are what must move.
+      if (pr.name.find("norm") != std::string::npos) {
+        EXPECT_FALSE(at::equal(pr.value, before.at(pr.name))) << pr.name;
+      }
+    } else {
+      EXPECT_TRUE(at::equal(pr.value, before.at(pr.name))) << pr.name;
+    }
+  }
+  EXPECT_GT(tuned, 0);
+  EXPECT_EQ(r.end_to_end->rest_values, tuned);
+  ASSERT_EQ(r.layers.size(), base.layers.size());
+  for (size_t i = 0; i < r.layers.size(); ++i) EXPECT_EQ(r.layers[i].codes, base.layers[i].codes);
+  // The KL reported is the model's as it now stands, tuned rest included.
+  report::AgreementMetrics eval;
+  {
+    c10::NoGradGuard no_grad;
+    eval.add(with.forward(x), original.forward(x));
+  }
+  EXPECT_NEAR(r.end_to_end->kl_after, eval.mean_kl(), 1e-9 * eval.mean_kl());
 }

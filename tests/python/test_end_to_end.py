@@ -60,6 +60,27 @@ class EndToEnd(unittest.TestCase):
         a_state, b_state = a.state_dict(), b.state_dict()
         moved = [k for k in a_state if not a_state[k].equal(b_state[k])]
         self.assertTrue(moved and all(".mixer." in k and k.endswith("weight") for k in moved), moved)
+        self.assertFalse([k for k in moved if a_state[k].dim() == 1], moved)
+
+    def test_rest_tunes_the_blocks_norms_and_biases_too(self):
+        plain, rest = self.path("codebooks.vqpk"), self.path("rest.vqpk")
+        stage = {}
+        for out, flag in ((plain, "false"), (rest, "true")):
+            r = quantize(SHIPPED, self.data, out, "--set", "e2e_steps=40", "--set", "e2e_lr=0.001", "--set",
+                         f"e2e_rest={flag}", "--report", out + ".json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            stage[flag] = read_json(out + ".json")["end_to_end"]
+        self.assertEqual(stage["false"]["rest_values"], 0)
+        self.assertIn("norms, biases and D against the full-precision logits", r.stdout)
+        _, _, a = read_packed(plain)
+        _, _, b = read_packed(rest)
+        a_state, b_state = a.state_dict(), b.state_dict()
+        moved = [k for k in a_state if a_state[k].dim() == 1 and not a_state[k].equal(b_state[k])]
+        self.assertTrue(any(k.endswith("norm.weight") for k in moved), moved)
+        self.assertTrue(any(k.endswith("dt_proj.bias") for k in moved), moved)
+        self.assertTrue(all(k.startswith("layers.") for k in moved), moved)
+        self.assertEqual(stage["true"]["rest_values"], sum(b_state[k].numel() for k in b_state
+                                                           if k.startswith("layers.") and b_state[k].dim() == 1))
 
     def test_one_graph_gives_what_block_by_block_gives(self):
         # e2e_by_blocks (the default) runs each block's forward again to back-propagate it alone;
@@ -76,7 +97,9 @@ class EndToEnd(unittest.TestCase):
         self.assertAlmostEqual(stage["true"]["kl_after"] / stage["false"]["kl_after"], 1.0, delta=0.01)
 
     def test_same_bytes_and_a_kill_during_the_stage_resumes_to_them(self):
-        extra = ["--set", "e2e_steps=120", "--set", "e2e_lr=0.001"]
+        # With e2e_rest: the stage then also changes the model's own parameters, which a resumed run
+        # must start again from the file's.
+        extra = ["--set", "e2e_steps=120", "--set", "e2e_lr=0.001", "--set", "e2e_rest=true"]
         whole = self.path("whole.vqpk")
         self.assertEqual(quantize(SHIPPED, self.data, whole, *extra).returncode, 0)
         again = self.path("again.vqpk")

@@ -19,6 +19,7 @@ struct EndToEndRecord {
   int64_t images = 0;                  // the images the KL figures below are measured on
   double kl_before = 0, kl_after = 0;  // mean KL(full precision || quantized), hard weights
   double seconds = 0;
+  int64_t rest_values = 0;  // unquantized values tuned besides the codebooks (e2e_rest)
 };
 
 // The full-precision model's logits on `images` (N, C, H, W), computed in slices of `slice_rows`.
@@ -36,7 +37,9 @@ double kl_backward_by_blocks(model::VimModel& model, const at::Tensor& images, c
 // p.e2e_steps Adam steps (rate p.e2e_lr) on batches of p.batch_size drawn by `generator`. The
 // model must hold the layers' hard weights; it holds the tuned ones after, and `layers` their
 // codebooks (fp16 values, as stored). `first_block` is the first block holding one of `layers`:
-// the blocks before it have nothing to tune, so the backward stops there.
+// the blocks before it have nothing to tune, so the backward stops there. With p.e2e_rest the
+// 1-D parameters of the blocks from `first_block` on are tuned too, in place in the model (they
+// are stored as the rest of the model is: --rest-dtype).
 EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& images,
                                    const at::Tensor& teacher, std::vector<vq::QuantizedWeight>& layers,
                                    int first_block, const CalibrationParams& p, at::Generator& generator,

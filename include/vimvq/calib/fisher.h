@@ -14,11 +14,12 @@
 
 namespace vimvq::calib {
 
-// F = mean over `images` of (d/dW -log p(y | x))^2, one image at a time, y drawn from the model's
-// own prediction by a generator seeded with `seed` (the true Fisher, one label per image, the
-// same labels on every CPU), summed in fp64 and returned in fp32 on the CPU (Vim-B's quantized
-// weights take 340 MB so). The model's parameters are left as they were.
+// F = mean over `images` of E_y[(d/dW -log p(y | x))^2], y ~ softmax of the model's own logits:
+// the true Fisher, with the expectation taken exactly over each image's `labels` most probable
+// labels (a single drawn label per image, the first rule, left the ranking to the draw on a model
+// that is usually sure of itself). Summed in fp64 and returned in fp32 on the CPU (Vim-B's
+// quantized weights take 340 MB so). The model's parameters are left as they were.
 std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at::Tensor& images,
-                                                const std::vector<std::string>& weights, uint64_t seed);
+                                                const std::vector<std::string>& weights, int64_t labels);
 
 }  // namespace vimvq::calib

@@ -47,10 +47,12 @@ struct CalibrationParams {
   uint64_t seed = 1234;
   double target_bpw = 0;           // 0: every layer at `bits`; else a width per layer (calib/allocation.h)
   int64_t allocation_images = 32;  // calibration images the allocation takes the Fisher on
+  int64_t allocation_labels = 10;  // each image's most probable labels the Fisher's expectation covers
   int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
   double e2e_lr = 1e-4;
   bool e2e_by_blocks = true;     // back-propagate block by block (calib/end_to_end.h), else one graph
   int64_t e2e_extra_images = 0;  // the stage also trains on this many more folder images (the CLI loads them)
+  bool e2e_rest = false;         // the stage also tunes the blocks' 1-D parameters (norms, biases, D)
   // Not knobs: the allocation's width and codebook cap per layer, set before the layers are planned.
   std::map<std::string, int> layer_bits;
   std::map<std::string, int64_t> layer_codewords;  // only the capped layers
