@@ -7,8 +7,9 @@ builds the table (CSV, Markdown), the plots, and the exit status.
       --bits 1 2 3 --methods rtn kmeans vq4dit vimvq --out build/sweep --max-drop 2.5 \\
       --config-prefix configs/vim_fmnist -- --threads 2      (after --: passed to every vimvq quantize)
 
-  ... --budgets 2.0 2.5 3.0 4.0 --e2e-steps 100 --out build/sweep_budget -- --config configs/vim_fmnist_w2.json
-      every method at exactly each budget (`--target-bpw`, codebooks counted)
+  ... --budgets 2.0 2.5 3.0 4.0 --no-e2e --out build/sweep_budget -- --config configs/vim_fmnist_w2.json
+      every method at exactly each budget (`--target-bpw`, codebooks counted), and vimvq without its
+      end-to-end stage beside it
 
   ... --slurm --throttle 4 --partition gpu --gpus-per-task 1 --time 2:00:00 [--dry-run] [--wait]
       the same points as a Slurm array job, and the gather step as a job that runs after it
@@ -60,6 +61,8 @@ def method_variants(args):
     if args.ablations:
         yield "vimvq-no-hull", "vimvq", ["--no-hull-update"]
         yield "vimvq-no-incremental", "vimvq", ["--no-incremental"]
+    if args.no_e2e:
+        yield "vimvq-no-e2e", "vimvq", ["--set", "e2e_steps=0"]
     if args.e2e_steps:
         yield "vimvq+e2e", "vimvq", ["--set", f"e2e_steps={args.e2e_steps}"]
 
@@ -431,7 +434,9 @@ def main() -> int:
     ap.add_argument("--methods", nargs="+", default=["rtn", "kmeans", "vq4dit", "vimvq"])
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the tool's or the config's)")
     ap.add_argument("--ablations", action="store_true", help="add vimvq --no-hull-update and --no-incremental")
-    ap.add_argument("--e2e-steps", type=int, default=0, help="add vimvq with the end-to-end stage of N steps")
+    ap.add_argument("--no-e2e", action="store_true",
+                    help="add vimvq without its end-to-end stage (e2e_steps=0: the block-wise pass alone)")
+    ap.add_argument("--e2e-steps", type=int, default=0, help="add vimvq with an end-to-end stage of N steps")
     ap.add_argument("--out", default="build/sweep")
     ap.add_argument("--max-drop", type=float, help="fail when a vimvq run loses more top-1 points than this")
     ap.add_argument("--config-prefix", help="e.g. configs/vim_fmnist: uses <prefix>_w<bits>.json where present")

@@ -56,7 +56,7 @@ std::vector<LayerRecord> plan_layers(const model::VimModel& model, const Calibra
 
 int64_t planned_steps(const CalibrationParams& p, int blocks_with_layers) {
   return (vq::is_calibrated(p.method) ? static_cast<int64_t>(p.iterations) * blocks_with_layers : 0) +
-         p.e2e_steps;
+         e2e_steps_of(p);
 }
 
 namespace {
@@ -90,7 +90,7 @@ int continue_from(const ResumePoint* resume, CalibrationResult& result, at::Gene
 void end_to_end_stage(model::VimModel& m, const at::Tensor& images, const at::Tensor& teacher,
                       int first_block, const CalibrationParams& p, at::Generator& generator,
                       const Callbacks& cb, CalibrationResult& result) {
-  if (cb.on_end_to_end) cb.on_end_to_end(p.e2e_steps);
+  if (cb.on_end_to_end) cb.on_end_to_end(e2e_steps_of(p));
   result.end_to_end =
       finetune_end_to_end(m, images, teacher, result.layers, first_block, p, generator, cb.advance);
 }
@@ -126,9 +126,10 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
   if (selected.empty()) throw Error("no quantizable layer matches the --include / --exclude patterns");
   for (at::Tensor param : m.module().parameters(true)) param.requires_grad_(false);
   // The end-to-end stage's images and targets, while every block is still full precision.
-  const bool extra = p.e2e_steps > 0 && stage_extra.defined() && stage_extra.size(0) > 0;
+  const bool stage = e2e_steps_of(p) > 0;
+  const bool extra = stage && stage_extra.defined() && stage_extra.size(0) > 0;
   at::Tensor teacher;
-  if (p.e2e_steps > 0) teacher = teacher_logits(m, images, p.batch_size);
+  if (stage) teacher = teacher_logits(m, images, p.batch_size);
   if (extra) teacher = at::cat({teacher, teacher_logits(m, stage_extra, p.batch_size)});
   Chain fp;
   {
@@ -162,7 +163,7 @@ CalibrationResult quantize_model(model::VimModel& m, const at::Tensor& images, c
     ScopedPhase t(profiler, b, Phase::kChainAdvance);
     q = run_block(m, b, q, p.batch_size);  // the quantized chain moves on through the hard block
   }
-  if (p.e2e_steps > 0) {
+  if (stage) {
     fp = q = Chain();  // the chains are done with
     end_to_end_stage(m, extra ? at::cat({images, stage_extra}) : images, teacher, selected.front().block, p,
                      generator, cb, result);

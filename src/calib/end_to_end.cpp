@@ -136,7 +136,8 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
   }
   torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
   BatchOrder batches(n, p.batch_size, generator, device);
-  for (int s = 0; s < p.e2e_steps; ++s) {
+  const int steps = e2e_steps_of(p);
+  for (int s = 0; s < steps; ++s) {
     for (auto& t : trained) t.slot.set(t.weight());
     const at::Tensor batch = batches.next();
     optimiser.zero_grad();
@@ -157,7 +158,7 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
     layers[i].codebook = trained[i].codebook.detach().to(at::kHalf).to(at::kFloat).to(at::kCPU);
     trained[i].slot.set(layers[i].dequantize().to(device));
   }
-  record.steps = p.e2e_steps;
+  record.steps = steps;
   record.kl_after = kl_on(model, images, teacher, report_rows, p.batch_size);
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;

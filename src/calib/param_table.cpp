@@ -211,9 +211,10 @@ std::vector<ParamSpec> allocation_specs() {
 // The end-to-end stage after the block-wise pass (calib/end_to_end.h).
 std::vector<ParamSpec> end_to_end_specs() {
   return {
-      integer("e2e_steps", &P::e2e_steps, 0, 10000000,
+      integer("e2e_steps", &P::e2e_steps, -1, 10000000,
               "end-to-end stage after the block-wise pass: Adam steps on every codebook (codes fixed) "
-              "against the full-precision model's logits, KL loss (0: off)"),
+              "against the full-precision model's logits, KL loss (0: off; -1: 100 for vimvq, 0 for "
+              "the baselines)"),
       real("e2e_lr", &P::e2e_lr, 0, 10, Bounds::kClosed,
            "end-to-end stage: Adam learning rate of the codebooks"),
       flag("e2e_by_blocks", &P::e2e_by_blocks,
@@ -249,6 +250,11 @@ int bits_of(const CalibrationParams& p, const std::string& layer) {
 int64_t codewords_of(const CalibrationParams& p, const std::string& layer) {
   const auto it = p.layer_codewords.find(layer);
   return it == p.layer_codewords.end() ? 0 : it->second;
+}
+
+int e2e_steps_of(const CalibrationParams& p) {
+  if (p.e2e_steps >= 0) return p.e2e_steps;
+  return p.method == vq::Method::kVimvq ? kVimvqE2eSteps : 0;
 }
 
 namespace {

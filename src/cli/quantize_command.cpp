@@ -71,6 +71,7 @@ calib::CalibrationParams resolve_params(const QuantizeOptions& o) {
     calib::set_param(p, kv.substr(0, eq), kv.substr(eq + 1));
   }
   calib::validate(p);
+  p.e2e_steps = calib::e2e_steps_of(p);  // what runs is what the provenance and the reports record
   if (p.e2e_extra_images > 0 && p.e2e_steps == 0)
     throw Error("e2e_extra_images: the images are the end-to-end stage's; set e2e_steps too");
   return p;

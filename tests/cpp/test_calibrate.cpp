@@ -34,6 +34,7 @@ calib::CalibrationParams small_params(vq::Method method, int bits) {
   p.batch_size = 8;
   p.hull_update_every = 4;
   p.kmeans_iterations = 20;
+  p.e2e_steps = 0;  // the block-wise pass alone (vimvq's default adds the stage); EndToEnd sets it
   return p;
 }
 

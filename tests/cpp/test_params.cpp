@@ -56,7 +56,7 @@ TEST(Params, EveryOutOfRangeValueIsRefusedNamingTheKey) {
                                                        {"target_bpw", "17"},
                                                        {"allocation_images", "0"},
                                                        {"allocation_labels", "0"},
-                                                       {"e2e_steps", "-1"},
+                                                       {"e2e_steps", "-2"},
                                                        {"e2e_lr", "-0.1"},
                                                        {"e2e_by_blocks", "0"},
                                                        {"e2e_extra_images", "-1"},
@@ -132,4 +132,20 @@ TEST(Params, SetParsesTypesAndUnknownKeysAreNamed) {
               calib::set_param(p, "learning_rate", "3");
             }).find("unknown parameter 'learning_rate'"),
             std::string::npos);
+}
+
+// The end-to-end stage is vimvq's by default; the baselines run as published unless asked.
+TEST(Params, TheStageIsVimvqsDefaultAndAnExplicitCountWins) {
+  CalibrationParams p;
+  EXPECT_EQ(p.e2e_steps, -1);
+  EXPECT_EQ(calib::e2e_steps_of(p), calib::kVimvqE2eSteps);
+  for (const char* baseline : {"vq4dit", "kmeans", "rtn"}) {
+    calib::set_param_json(p, "method", baseline, "test");
+    EXPECT_EQ(calib::e2e_steps_of(p), 0) << baseline;
+  }
+  calib::set_param(p, "e2e_steps", "7");
+  EXPECT_EQ(calib::e2e_steps_of(p), 7);
+  calib::set_param_json(p, "method", "vimvq", "test");
+  calib::set_param(p, "e2e_steps", "0");
+  EXPECT_EQ(calib::e2e_steps_of(p), 0);
 }

@@ -48,7 +48,7 @@ struct CalibrationParams {
   double target_bpw = 0;           // 0: every layer at `bits`; else a width per layer (calib/allocation.h)
   int64_t allocation_images = 32;  // calibration images the allocation takes the Fisher on
   int64_t allocation_labels = 10;  // each image's most probable labels the Fisher's expectation covers
-  int e2e_steps = 0;               // end-to-end stage after the block-wise pass (calib/end_to_end.h)
+  int e2e_steps = -1;  // end-to-end stage after the block-wise pass (calib/end_to_end.h); -1: e2e_steps_of
   double e2e_lr = 1e-4;
   bool e2e_by_blocks = true;     // back-propagate block by block (calib/end_to_end.h), else one graph
   int64_t e2e_extra_images = 0;  // the stage also trains on this many more folder images (the CLI loads them)
@@ -62,6 +62,10 @@ struct CalibrationParams {
 int bits_of(const CalibrationParams& p, const std::string& layer);
 // The layer's codebook cap (vq::vq_shape's max_codewords): the allocation's, else 0 (none).
 int64_t codewords_of(const CalibrationParams& p, const std::string& layer);
+// The end-to-end stage's steps: e2e_steps, or for -1 (the default) kVimvqE2eSteps for vimvq and
+// 0 for the other methods, which are the baselines as published.
+constexpr int kVimvqE2eSteps = 100;
+int e2e_steps_of(const CalibrationParams& p);
 
 // Sets one knob from a JSON value; throws vimvq::Error "<source>: <key> ..." for an unknown key, a
 // value of the wrong type or one out of range (nothing is wrapped or truncated).
