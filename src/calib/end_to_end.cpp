@@ -120,21 +120,21 @@ EndToEndRecord finetune_end_to_end(model::VimModel& model, const at::Tensor& ima
   record.kl_before = kl_on(model, images, teacher, report_rows, p.batch_size);
 
   std::vector<TrainedLayer> trained;
-  std::vector<at::Tensor> books;
+  std::vector<at::Tensor> tuned;  // the codebooks, then (e2e_rest) the blocks' 1-D parameters
   for (const auto& l : layers) {
     trained.push_back({model::ParameterSlot(model.module(), l.name),
                        l.codebook.to(device, at::kFloat).clone().requires_grad_(true),
                        l.codebook_rows().to(device), l.shape});
-    books.push_back(trained.back().codebook);
+    tuned.push_back(trained.back().codebook);
   }
   const std::vector<at::Tensor> rest =
       p.e2e_rest ? block_rest_parameters(model, first_block) : std::vector<at::Tensor>();
   for (at::Tensor r : rest) {
     r.requires_grad_(true);
-    books.push_back(r);
+    tuned.push_back(r);
     record.rest_values += r.numel();
   }
-  torch::optim::Adam optimiser(books, torch::optim::AdamOptions(p.e2e_lr));
+  torch::optim::Adam optimiser(tuned, torch::optim::AdamOptions(p.e2e_lr));
   BatchOrder batches(n, p.batch_size, generator, device);
   const int steps = e2e_steps_of(p);
   for (int s = 0; s < steps; ++s) {

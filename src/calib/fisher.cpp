@@ -25,13 +25,14 @@ std::map<std::string, at::Tensor> weight_fisher(model::VimModel& model, const at
   }
   for (int64_t i = 0; i < images.size(0); ++i) {
     const at::Tensor log_p = at::log_softmax(model.forward(images.slice(0, i, i + 1))[0], -1);
-    const at::Tensor p = log_p.detach().to(at::kCPU, at::kDouble).exp();
+    const at::Tensor p = log_p.detach().to(at::kCPU, at::kDouble).exp().contiguous();
     const at::Tensor top = std::get<1>(p.topk(std::min(labels, p.numel()))).contiguous();
     const int64_t* label = top.data_ptr<int64_t>();
+    const double* probability = p.data_ptr<double>();
     for (int64_t t = 0; t < top.numel(); ++t) {
       // One graph, one backward per label: the forward is paid once per image.
       const auto grads = torch::autograd::grad({-log_p[label[t]]}, leaves, {}, t + 1 < top.numel());
-      const double weight = p[label[t]].item<double>();
+      const double weight = probability[label[t]];
       for (size_t j = 0; j < grads.size(); ++j) sums[j] += grads[j].to(at::kDouble).square() * weight;
     }
   }
